@@ -1,0 +1,393 @@
+"""The intermediate representation: a small closed set of immutable, shaped nodes.
+
+Every value is a matrix; a column vector is n×1 and a scalar is 1×1. Dimensions
+are ints or symbolic names ("n", "m", …) fixed by `infer_shapes`. Gradients are
+built from the same node set, so they can be printed, evaluated, verified and
+differentiated again.
+
+Nodes are frozen dataclasses compared by structure; their hash is cached so that
+dictionaries keyed by nodes (adjoints, common subexpressions) stay linear.
+The raw constructors do no simplification: `simplify.py` provides the smart
+constructors that keep expressions canonical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator, Union
+
+Dim = Union[int, str]
+Shape = tuple[Dim, Dim]
+SCALAR: Shape = (1, 1)
+
+# Elementwise functions with their meaning; derivatives live in rules.py.
+ELEMENTWISE = ("exp", "log", "sin", "cos", "tanh", "sigmoid", "softplus", "relu", "abs",
+               "sign", "step")
+
+
+class IRError(AssertionError):
+    """An internal inconsistency: a node built with operands that do not fit."""
+
+
+def _cached_hash(self: "Expr") -> int:
+    h = self.__dict__.get("_hash")
+    if h is None:
+        h = hash((type(self).__name__,) + tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
+        object.__setattr__(self, "_hash", h)
+    return h
+
+
+def _structural_eq(self: "Expr", other: object) -> bool:
+    if self is other:
+        return True
+    if type(self) is not type(other) or hash(self) != hash(other):
+        return False
+    return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
+
+
+def node(cls: type) -> type:
+    """Make `cls` a frozen dataclass with structural equality, a cached hash and a shape."""
+    original_post_init = cls.__dict__.get("__post_init__")
+
+    def __post_init__(self: Expr) -> None:
+        if original_post_init is not None:
+            original_post_init(self)
+        object.__setattr__(self, "shape", self._shape())
+
+    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    cls = dataclass(frozen=True, eq=False, repr=False)(cls)
+    cls.__hash__ = _cached_hash  # type: ignore[assignment]
+    cls.__eq__ = _structural_eq  # type: ignore[assignment]
+    return cls
+
+
+class Expr:
+    """Base of all nodes. `shape` is computed once at construction."""
+
+    shape: Shape
+
+    def _shape(self) -> Shape:  # pragma: no cover - every node overrides
+        raise NotImplementedError
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == SCALAR
+
+    def children(self) -> tuple[Expr, ...]:
+        out: list[Expr] = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if isinstance(v, Expr):
+                out.append(v)
+            elif isinstance(v, tuple) and v and isinstance(v[0], Expr):
+                out.extend(v)
+        return tuple(out)
+
+    def with_children(self, new: tuple[Expr, ...]) -> Expr:
+        """The same node over new children (same count, same order as `children()`)."""
+        it = iter(new)
+        kwargs = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if isinstance(v, Expr):
+                kwargs[f.name] = next(it)
+            elif isinstance(v, tuple) and v and isinstance(v[0], Expr):
+                kwargs[f.name] = tuple(next(it) for _ in v)
+            else:
+                kwargs[f.name] = v
+        return type(self)(**kwargs)
+
+    def __repr__(self) -> str:
+        from .printers import to_text  # local: printers import ir
+        return f"<{type(self).__name__} {to_text(self)} : {self.shape[0]}×{self.shape[1]}>"
+
+
+def _square(x: Expr, what: str) -> Dim:
+    r, c = x.shape
+    if r != c:
+        raise IRError(f"{what} needs a square matrix, got {r}×{c}")
+    return r
+
+
+# ----------------------------------------------------------------------------- leaves
+
+@node
+class Var(Expr):
+    """A named input. kind: "general", "symmetric" or "spd" (structure the verifier respects)."""
+    name: str
+    dims: Shape
+    kind: str = "general"
+
+    def _shape(self) -> Shape:
+        return self.dims
+
+
+@node
+class Const(Expr):
+    """A rational number (a 1×1 scalar)."""
+    value: Fraction
+
+    def _shape(self) -> Shape:
+        return SCALAR
+
+
+@node
+class Identity(Expr):
+    """The n×n identity matrix I."""
+    n: Dim
+
+    def _shape(self) -> Shape:
+        return (self.n, self.n)
+
+
+@node
+class Fill(Expr):
+    """A matrix whose every entry is the scalar `value` (ones, zeros, a broadcast scalar)."""
+    value: Expr
+    dims: Shape
+
+    def __post_init__(self) -> None:
+        if not self.value.is_scalar:
+            raise IRError("Fill needs a scalar value")
+
+    def _shape(self) -> Shape:
+        return self.dims
+
+
+# ----------------------------------------------------------------------------- linear structure
+
+@node
+class Add(Expr):
+    """Sum of terms of equal shape."""
+    terms: tuple[Expr, ...]
+
+    def _shape(self) -> Shape:
+        s = self.terms[0].shape
+        for t in self.terms[1:]:
+            if t.shape != s:
+                raise IRError(f"Add of shapes {s} and {t.shape}")
+        return s
+
+
+@node
+class Mul(Expr):
+    """Product: scalar (1×1) factors, which commute, then a matrix chain with matching inner dims."""
+    factors: tuple[Expr, ...]
+
+    def _shape(self) -> Shape:
+        chain = [f for f in self.factors if not f.is_scalar]
+        if not chain:
+            return SCALAR
+        for a, b in zip(chain, chain[1:]):
+            if a.shape[1] != b.shape[0]:
+                raise IRError(f"Mul of {a.shape} by {b.shape}")
+        return (chain[0].shape[0], chain[-1].shape[1])
+
+    @property
+    def scalars(self) -> tuple[Expr, ...]:
+        return tuple(f for f in self.factors if f.is_scalar)
+
+    @property
+    def chain(self) -> tuple[Expr, ...]:
+        return tuple(f for f in self.factors if not f.is_scalar)
+
+
+@node
+class Transpose(Expr):
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        return (self.arg.shape[1], self.arg.shape[0])
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+@node
+class Hadamard(Expr):
+    """Entrywise product of factors of equal shape."""
+    factors: tuple[Expr, ...]
+
+    def _shape(self) -> Shape:
+        s = self.factors[0].shape
+        for t in self.factors[1:]:
+            if t.shape != s:
+                raise IRError(f"Hadamard of shapes {s} and {t.shape}")
+        return s
+
+
+@node
+class Power(Expr):
+    """Entrywise power x.^p with a rational exponent (for a scalar, the ordinary power)."""
+    arg: Expr
+    exponent: Fraction
+
+    def _shape(self) -> Shape:
+        return self.arg.shape
+
+
+@node
+class Func(Expr):
+    """An elementwise function (one of ELEMENTWISE) applied entrywise."""
+    name: str
+    arg: Expr
+
+    def __post_init__(self) -> None:
+        if self.name not in ELEMENTWISE:
+            raise IRError(f"unknown elementwise function {self.name}")
+
+    def _shape(self) -> Shape:
+        return self.arg.shape
+
+
+# ----------------------------------------------------------------------------- reductions and matrix functions
+
+@node
+class Trace(Expr):
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        _square(self.arg, "tr")
+        return SCALAR
+
+
+@node
+class Sum(Expr):
+    """Sum of all entries."""
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        return SCALAR
+
+
+@node
+class Det(Expr):
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        _square(self.arg, "det")
+        return SCALAR
+
+
+@node
+class LogDet(Expr):
+    """log(det(X)), defined where det(X) > 0."""
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        _square(self.arg, "logdet")
+        return SCALAR
+
+
+@node
+class Inverse(Expr):
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        n = _square(self.arg, "inv")
+        return (n, n)
+
+
+@node
+class MatPow(Expr):
+    """Integer power X^k of a square matrix, k ≥ 2."""
+    arg: Expr
+    k: int
+
+    def _shape(self) -> Shape:
+        n = _square(self.arg, "matrix power")
+        return (n, n)
+
+
+@node
+class DiagMat(Expr):
+    """diag(v): the square matrix with vector v on its diagonal."""
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        if self.arg.shape[1] != 1:
+            raise IRError("diag of a non-vector")
+        return (self.arg.shape[0], self.arg.shape[0])
+
+
+@node
+class DiagVec(Expr):
+    """diag(X): the vector of the diagonal of square X."""
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        return (_square(self.arg, "diag"), 1)
+
+
+@node
+class Softmax(Expr):
+    """softmax(v) = exp(v) / sum(exp(v)) of a column vector."""
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        if self.arg.shape[1] != 1:
+            raise IRError("softmax of a non-vector")
+        return self.arg.shape
+
+
+@node
+class LogSumExp(Expr):
+    """log(sum(exp(v))) of a column vector."""
+    arg: Expr
+
+    def _shape(self) -> Shape:
+        if self.arg.shape[1] != 1:
+            raise IRError("logsumexp of a non-vector")
+        return SCALAR
+
+
+# ----------------------------------------------------------------------------- traversal helpers
+
+def postorder(root: Expr) -> list[Expr]:
+    """Distinct subexpressions, children before parents; iterative so depth is not limited."""
+    seen: set[Expr] = set()
+    order: list[Expr] = []
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if expanded:
+            order.append(e)
+            continue
+        if e in seen:
+            continue
+        seen.add(e)
+        stack.append((e, True))
+        for c in reversed(e.children()):
+            if c not in seen:
+                stack.append((c, False))
+    return order
+
+
+def variables(root: Expr) -> dict[str, Var]:
+    """The variables of an expression by name, in order of first appearance."""
+    out: dict[str, Var] = {}
+    for e in postorder(root):
+        if isinstance(e, Var) and e.name not in out:
+            out[e.name] = e
+    return out
+
+
+def depends_on(root: Expr, names: frozenset[str] | set[str]) -> dict[Expr, bool]:
+    """For every subexpression: does it contain one of the named variables?"""
+    dep: dict[Expr, bool] = {}
+    for e in postorder(root):
+        dep[e] = (isinstance(e, Var) and e.name in names) or any(dep[c] for c in e.children())
+    return dep
+
+
+def walk(root: Expr) -> Iterator[Expr]:
+    yield from postorder(root)
+
+
+def size(root: Expr) -> int:
+    """Number of nodes counted as a tree (shared subtrees counted each time they occur)."""
+    count: dict[Expr, int] = {}
+    for e in postorder(root):
+        count[e] = 1 + sum(count[c] for c in e.children())
+    return count[root]

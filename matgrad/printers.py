@@ -1,0 +1,210 @@
+"""IR → text in matgrad's own input language, so any printed result can be fed back
+(to `matgrad check --claim`, to `derive` again).
+
+Parentheses follow the grammar's precedence; norms are printed in their sugared
+form; repeated sums can be named with `where` (`to_text(e, name_shared=True)`).
+Iterative over `ir.postorder`, so deep expressions print without recursion.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+
+from .ir import (
+    Add, Const, Det, DiagMat, DiagVec, Expr, Fill, Func, Hadamard, Identity, Inverse, LogDet,
+    LogSumExp, MatPow, Mul, Power, Softmax, Sum, Trace, Transpose, Var, postorder, variables,
+)
+
+# Precedence: higher binds tighter.
+SUM, PRODUCT, UNARY, POSTFIX, ATOM = 1, 2, 3, 4, 5
+
+
+def format_number(v: Fraction) -> tuple[str, int]:
+    """A number and its precedence: integers and short decimals are atoms, p/q is a quotient."""
+    if v.denominator == 1:
+        return str(v.numerator), (UNARY if v < 0 else ATOM)
+    d = v.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d == 1:
+        s = f"{float(v):.6g}"
+        if Fraction(s) == v and "e" not in s:
+            return s, (UNARY if v < 0 else ATOM)
+    return f"{v.numerator}/{v.denominator}", PRODUCT
+
+
+def _norm_sugar(e: Expr) -> tuple[str, Expr] | None:
+    """Recognise ||E||^2, ||E|| and ||E||_1: (kind, E)."""
+    if isinstance(e, Sum) and isinstance(e.arg, Power) and e.arg.exponent == 2:
+        return "^2", e.arg.arg
+    if isinstance(e, Sum) and isinstance(e.arg, Func) and e.arg.name == "abs":
+        return "_1", e.arg.arg
+    if isinstance(e, Power) and e.exponent == Fraction(1, 2) and isinstance(e.arg, Sum) \
+            and isinstance(e.arg.arg, Power) and e.arg.arg.exponent == 2:
+        return "", e.arg.arg.arg
+    return None
+
+
+_CALLS = {Trace: "tr", Sum: "sum", Det: "det", LogDet: "logdet", Inverse: "inv", DiagMat: "diag",
+          DiagVec: "diag", Softmax: "softmax", LogSumExp: "logsumexp"}
+
+
+def _render(root: Expr, names: dict[Expr, str] | None = None) -> str:
+    names = names or {}
+    out: dict[Expr, tuple[str, int]] = {}
+
+    def wrap(e: Expr, min_prec: int) -> str:
+        s, p = out[e]
+        return f"({s})" if p < min_prec else s
+
+    for e in postorder(root):
+        if e in names and e is not root:
+            out[e] = (names[e], ATOM)
+            continue
+        out[e] = _render_node(e, out, wrap)
+    return out[root][0]
+
+
+def _exponent(p: Fraction) -> str:
+    if p.denominator == 1:
+        return str(p.numerator)
+    return f"({p.numerator}/{p.denominator})"
+
+
+def _render_node(e: Expr, out: dict[Expr, tuple[str, int]], wrap) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    sugar = _norm_sugar(e)
+    if sugar:
+        kind, inner = sugar
+        body = f"||{out[inner][0]}||"
+        return (body + "^2", POSTFIX) if kind == "^2" else (body + kind, ATOM)
+    if isinstance(e, Var):
+        return e.name, ATOM
+    if isinstance(e, Const):
+        return format_number(e.value)
+    if isinstance(e, Identity):
+        return "I", ATOM
+    if isinstance(e, Fill):
+        r, c = e.dims
+        shape_word, prec = ("ones", ATOM) if c == 1 else (("ones'", POSTFIX) if r == 1 else ("ones*ones'", PRODUCT))
+        if isinstance(e.value, Const) and e.value.value == 0:
+            return "0", ATOM
+        if isinstance(e.value, Const) and e.value.value == 1:
+            return shape_word, prec
+        return f"{wrap(e.value, PRODUCT + 1)}*{shape_word}", PRODUCT
+    if isinstance(e, Add):
+        parts: list[str] = []
+        for i, t in enumerate(e.terms):
+            negative, body = _signed_term(t, out, wrap)
+            if i == 0:
+                parts.append(("-" + body) if negative else body)
+            else:
+                parts.append((" - " if negative else " + ") + body)
+        return "".join(parts), SUM
+    if isinstance(e, Mul):
+        return _render_mul(e, out, wrap)
+    if isinstance(e, Transpose):
+        return wrap(e.arg, POSTFIX) + "'", POSTFIX
+    if isinstance(e, Hadamard):
+        num = [f for f in e.factors if not (isinstance(f, Power) and f.exponent < 0)]
+        den = [f for f in e.factors if isinstance(f, Power) and f.exponent < 0]
+        s = " .* ".join(wrap(f, PRODUCT + 1) for f in num) if num else "ones"
+        for d in den:
+            assert isinstance(d, Power)
+            base = d.arg if d.exponent == -1 else Power(d.arg, -d.exponent)
+            s += " ./ " + (wrap(base, PRODUCT + 1) if base in out else _render_power(base, out, wrap)[0])
+        return s, PRODUCT
+    if isinstance(e, Power):
+        return _render_power(e, out, wrap)
+    if isinstance(e, Func):
+        return f"{e.name}({out[e.arg][0]})", ATOM
+    if isinstance(e, MatPow):
+        return f"{wrap(e.arg, POSTFIX)}^{e.k}", POSTFIX
+    name = _CALLS.get(type(e))
+    if name:
+        return f"{name}({out[e.children()[0]][0]})", ATOM
+    raise TypeError(f"no text printer for {type(e).__name__}")  # pragma: no cover
+
+
+def _render_power(e: Power, out, wrap) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    base = wrap(e.arg, POSTFIX) if e.arg in out else "?"
+    if e.exponent == Fraction(1, 2):
+        return f"sqrt({out[e.arg][0]})", ATOM
+    op = "^" if e.is_scalar else ".^"
+    return f"{base}{op}{_exponent(e.exponent)}", POSTFIX
+
+
+def _signed_term(t: Expr, out, wrap) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
+    """Split a leading minus off a term so sums print as a - b."""
+    if isinstance(t, Const) and t.value < 0:
+        return True, format_number(-t.value)[0]
+    if isinstance(t, Mul) and isinstance(t.factors[0], Const) and t.factors[0].value < 0:
+        coef = -t.factors[0].value
+        rest = t.factors[1:]
+        s, _ = _render_mul(Mul(((Const(coef),) if coef != 1 else ()) + rest) if (coef != 1 or len(rest) > 1)
+                           else rest[0], out, wrap, allow_single=True)
+        return True, s
+    if isinstance(t, Fill):  # a scalar added to every entry prints as itself: a + eps, 1 - y
+        if isinstance(t.value, Const) and t.value.value < 0:
+            return True, format_number(-t.value.value)[0]
+        return False, wrap(t.value, SUM + 1)
+    s, p = out[t]
+    return False, (f"({s})" if p <= SUM else s)
+
+
+def _render_mul(e: Expr, out, wrap, allow_single: bool = False) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    if not isinstance(e, Mul):
+        s, p = out[e] if e in out else _render_node(e, out, wrap)
+        return s, p
+    factors = list(e.factors)
+    prefix = ""
+    if isinstance(factors[0], Const) and factors[0].value == -1 and len(factors) > 1:
+        prefix = "-"
+        factors = factors[1:]
+    # Scalar factors with exponent -1 print as a division at the end: a*b/c.
+    divisors = [f for f in factors if f.is_scalar and isinstance(f, Power) and f.exponent == -1
+                and len(factors) > 1]
+    factors = [f for f in factors if f not in divisors]
+    pieces = []
+    many = len(factors) + len(divisors) > 1
+    for f in factors:
+        s, p = out[f] if f in out else _render_node(f, out, wrap)
+        scalar_product = isinstance(f, Mul) and f.is_scalar and bool(f.chain) and many
+        if p <= PRODUCT and not (f is factors[0] and isinstance(f, Const)) or scalar_product:
+            s = f"({s})"
+        pieces.append(s)
+    s = prefix + "*".join(pieces)
+    for d in divisors:
+        assert isinstance(d, Power)
+        ds, dp = out[d.arg] if d.arg in out else _render_node(d.arg, out, wrap)
+        s += "/" + (f"({ds})" if dp <= PRODUCT or (isinstance(d.arg, Mul) and d.arg.chain) else ds)
+    return s, (UNARY if prefix and len(pieces) == 1 and not divisors else PRODUCT)
+
+
+def shared_sums(e: Expr, min_length: int = 8) -> list[Expr]:
+    """Sums that occur at least twice (a transposed occurrence counts), longest first."""
+    # Occurrences in the printed tree = number of paths from the root (linear, no tree walk).
+    counts: Counter[Expr] = Counter({e: 1})
+    for x in reversed(postorder(e)):
+        for c in x.children():
+            counts[c] += counts[x]
+    shared = [a for a, n in counts.items() if isinstance(a, Add) and n >= 2 and len(_render(a)) >= min_length]
+    # A shared sum inside another shared sum is named by the outer one already.
+    return sorted(shared, key=lambda a: -len(_render(a)))[:3]
+
+
+def to_text(e: Expr, *, name_shared: bool = False) -> str:
+    """The expression in matgrad's input syntax; with name_shared, repeated sums become `where` names."""
+    if not name_shared:
+        return _render(e)
+    shared = shared_sums(e)
+    if not shared:
+        return _render(e)
+    taken = set(variables(e))
+    pool = [n for n in ("r", "u", "v", "w", "q", "h") if n not in taken]
+    names = {a: pool[i] if i < len(pool) else f"r{i}" for i, a in enumerate(shared)}
+    body = _render(e, names)
+    defs = ", ".join(f"{names[a]} = {_render(a)}" for a in shared)
+    return f"{body} where {defs}"

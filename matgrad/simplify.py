@@ -1,0 +1,520 @@
+"""Smart constructors that keep expressions canonical, and the final `simplify` pass.
+
+Every constructor here returns an expression equal (as a function) to the raw node
+it stands for, in a canonical form:
+- sums are flat, zero terms dropped, like terms collected (2*a + 3*a → 5*a);
+- products are flat, constants folded into one leading coefficient, scalar (1×1)
+  factors first, identities dropped from chains (I*X → X);
+- transposes are pushed through products to the leaves ((A*B)' → B'*A'), cancel
+  in pairs, vanish on 1×1 values and symmetric variables, and stop at sums, where
+  (r)' reads better than the expanded form;
+- Hadamard products are flat, scalars pulled out, x∘x → x.^2.
+
+Each rewrite makes the expression smaller or moves a transpose strictly closer to
+a leaf, so applying them bottom-up terminates. `simplify` rebuilds an expression
+through these constructors and then factors common coefficients and common outer
+factors out of sums (A*x + A'*x → (A + A')*x), which only ever shortens the text.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Callable, Iterable
+
+from .ir import (
+    SCALAR, Add, Const, Det, DiagMat, DiagVec, Expr, Fill, Func, Hadamard, Identity, Inverse,
+    LogDet, LogSumExp, MatPow, Mul, Power, Shape, Softmax, Sum, Trace, Transpose, Var, postorder,
+)
+
+ZERO = Const(Fraction(0))
+ONE = Const(Fraction(1))
+
+
+def const(v: int | Fraction) -> Const:
+    return Const(Fraction(v))
+
+
+def const_value(e: Expr) -> Fraction | None:
+    return e.value if isinstance(e, Const) else None
+
+
+def is_zero(e: Expr) -> bool:
+    return (isinstance(e, Const) and e.value == 0) or (isinstance(e, Fill) and is_zero(e.value))
+
+
+def fill(value: Expr, dims: Shape) -> Expr:
+    """A matrix of shape `dims` with every entry `value` (a scalar)."""
+    if tuple(dims) == SCALAR:
+        return value
+    return Fill(value, tuple(dims))  # type: ignore[arg-type]
+
+
+def zeros(dims: Shape) -> Expr:
+    return fill(ZERO, dims)
+
+
+def ones(dims: Shape) -> Expr:
+    return fill(ONE, dims)
+
+
+# ----------------------------------------------------------------------------- sums
+
+def split_coefficient(t: Expr) -> tuple[Fraction, Expr | None]:
+    """t = c * rest with c a number; rest None when t is a plain number."""
+    if isinstance(t, Const):
+        return t.value, None
+    if isinstance(t, Mul) and isinstance(t.factors[0], Const):
+        rest = t.factors[1:]
+        return t.factors[0].value, (rest[0] if len(rest) == 1 else Mul(rest))
+    if isinstance(t, Fill) and isinstance(t.value, Const) and t.value.value != 0:
+        return t.value.value, Fill(ONE, t.dims)
+    return Fraction(1), t
+
+
+def add(*terms: Expr) -> Expr:
+    """Sum with like terms collected; first-appearance order is kept for readable output."""
+    if not terms:
+        raise ValueError("add() needs at least one term")
+    shape = terms[0].shape
+    flat: list[Expr] = []
+    for t in terms:
+        flat.extend(t.terms if isinstance(t, Add) else (t,))
+    coefs: dict[Expr | None, Fraction] = {}
+    for t in flat:
+        if is_zero(t):
+            continue
+        c, rest = split_coefficient(t)
+        coefs[rest] = coefs.get(rest, Fraction(0)) + c
+    out = []
+    for rest, c in coefs.items():
+        if c == 0:
+            continue
+        if rest is None:
+            out.append(const(c))
+        elif isinstance(rest, Fill) and rest.value == ONE:
+            out.append(Fill(const(c), rest.dims))
+        else:
+            out.append(rest if c == 1 else mul(const(c), rest))
+    if not out:
+        return zeros(shape)
+    if len(out) == 1:
+        return out[0]
+    return Add(tuple(out))
+
+
+def neg(x: Expr) -> Expr:
+    return mul(const(-1), x)
+
+
+def sub(a: Expr, b: Expr) -> Expr:
+    return add(a, neg(b))
+
+
+# ----------------------------------------------------------------------------- products
+
+def _power_parts(e: Expr) -> tuple[Expr, Fraction]:
+    if isinstance(e, Power):
+        return e.arg, e.exponent
+    return e, Fraction(1)
+
+
+def mul(*factors: Expr) -> Expr:
+    """Product: 1×1 factors scale (and commute), the others form a chain whose inner dims match."""
+    coef = Fraction(1)
+    scalars: list[Expr] = []
+    chain: list[Expr] = []
+    pending = list(factors)
+    pending.reverse()
+    while pending:
+        f = pending.pop()
+        if isinstance(f, Mul) and (not f.is_scalar or not f.chain):
+            # A 1×1 product with a chain (x'*y) stays one scalar factor; see the module docs.
+            pending.extend(reversed(f.factors))
+            continue
+        if isinstance(f, Const):
+            coef *= f.value
+        elif f.is_scalar:
+            if isinstance(f, Mul):  # x'*y with a coefficient: pull the numbers out
+                for g in f.factors:
+                    if isinstance(g, Const):
+                        coef *= g.value
+                inner = tuple(g for g in f.factors if not isinstance(g, Const))
+                f = inner[0] if len(inner) == 1 else Mul(inner)
+            scalars.append(f)
+        elif isinstance(f, Fill) and not isinstance(f.value, Const):
+            pending.append(f.value)
+            chain.append(Fill(ONE, f.dims))
+        elif isinstance(f, Fill) and f.value != ONE:
+            coef *= f.value.value  # type: ignore[union-attr]
+            chain.append(Fill(ONE, f.dims))
+        else:
+            chain.append(f)
+    shape = _chain_shape(chain)
+    if coef == 0 or any(is_zero(f) for f in scalars) or any(is_zero(f) for f in chain):
+        return zeros(shape)
+    # Merge equal scalar bases into powers: det(X) * det(X)^-1 → 1.
+    merged: dict[Expr, Fraction] = {}
+    for s in scalars:
+        base, p = _power_parts(s)
+        merged[base] = merged.get(base, Fraction(0)) + p
+    scalars = [b if p == 1 else power(b, p) for b, p in merged.items() if p != 0]
+    scalars = [s for s in scalars if not (isinstance(s, Const) and s.value == 1)]
+    for s in list(scalars):
+        if isinstance(s, Const):
+            coef *= s.value
+            scalars.remove(s)
+    if len(chain) > 1:
+        chain = [f for f in chain if not isinstance(f, Identity)] or [chain[0]]
+    out: list[Expr] = ([] if coef == 1 else [const(coef)]) + scalars + chain
+    if not out:
+        return ONE if shape == SCALAR else Identity(shape[0])
+    if len(out) == 1:
+        return out[0]
+    return Mul(tuple(out))
+
+
+def _chain_shape(chain: list[Expr]) -> Shape:
+    if not chain:
+        return SCALAR
+    return (chain[0].shape[0], chain[-1].shape[1])
+
+
+def mul_chain(factors: Iterable[Expr]) -> Expr | None:
+    fs = list(factors)
+    return mul(*fs) if fs else None
+
+
+def transpose(x: Expr) -> Expr:
+    """x' pushed towards the leaves; stops at sums, where (a + b)' reads best."""
+    if x.is_scalar:
+        return x
+    if isinstance(x, Transpose):
+        return x.arg
+    if isinstance(x, Var) and x.kind in ("symmetric", "spd"):
+        return x
+    if isinstance(x, (Identity, DiagMat)):
+        return x
+    if isinstance(x, Fill):
+        return Fill(x.value, (x.dims[1], x.dims[0]))
+    if isinstance(x, Mul):
+        return mul(*x.scalars, *(transpose(f) for f in reversed(x.chain)))
+    if isinstance(x, Hadamard):
+        return hadamard(*(transpose(f) for f in x.factors))
+    if isinstance(x, Power):
+        return power(transpose(x.arg), x.exponent)
+    if isinstance(x, Func):
+        return func(x.name, transpose(x.arg))
+    if isinstance(x, Inverse) and _is_symmetric(x.arg):
+        return x
+    return Transpose(x)
+
+
+def _is_symmetric(x: Expr) -> bool:
+    return (isinstance(x, Var) and x.kind in ("symmetric", "spd")) or isinstance(x, (Identity, DiagMat))
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+def hadamard(*factors: Expr) -> Expr:
+    """Entrywise product; scalar parts move out front, equal factors become powers."""
+    shape = factors[0].shape
+    if shape == SCALAR:
+        return mul(*factors)
+    outer: list[Expr] = []
+    powers: dict[Expr, Fraction] = {}
+    pending = list(reversed(factors))
+    while pending:
+        f = pending.pop()
+        if isinstance(f, Hadamard):
+            pending.extend(reversed(f.factors))
+        elif isinstance(f, Fill):
+            outer.append(f.value)
+        elif isinstance(f, Mul) and f.scalars:
+            outer.extend(f.scalars)
+            rest = f.chain
+            pending.append(rest[0] if len(rest) == 1 else Mul(rest))
+        else:
+            base, p = _power_parts(f)
+            powers[base] = powers.get(base, Fraction(0)) + p
+    inner = [b if p == 1 else power(b, p) for b, p in powers.items() if p != 0]
+    if any(is_zero(f) for f in inner) or any(is_zero(f) for f in outer):
+        return zeros(shape)
+    if not inner:
+        return mul(*outer, ones(shape))
+    core = inner[0] if len(inner) == 1 else Hadamard(tuple(inner))
+    return mul(*outer, core) if outer else core
+
+
+def power(x: Expr, p: Fraction | int) -> Expr:
+    """Entrywise power x.^p (ordinary power for scalars)."""
+    p = Fraction(p)
+    if p == 1:
+        return x
+    if p == 0:
+        return ones(x.shape)
+    if isinstance(x, Const):
+        v = x.value
+        if p.denominator == 1 and (v != 0 or p > 0):
+            return const(v ** int(p))
+        if p.denominator == 2 and v > 0:
+            num, den = v.numerator, v.denominator
+            rn, rd = _isqrt_exact(num), _isqrt_exact(den)
+            if rn is not None and rd is not None:
+                return power(const(Fraction(rn, rd)), p * 2)
+    if isinstance(x, Power) and p.denominator == 1:
+        return power(x.arg, x.exponent * p)
+    if isinstance(x, Fill):
+        return fill(power(x.value, p), x.dims)
+    if isinstance(x, Mul) and p.denominator == 1 and (x.is_scalar or x.scalars):
+        if x.is_scalar and not x.chain:
+            return mul(*(power(f, p) for f in x.factors))
+        if not x.is_scalar:
+            rest = x.chain
+            return mul(*(power(f, p) for f in x.scalars),
+                       power(rest[0] if len(rest) == 1 else Mul(rest), p))
+    return Power(x, p)
+
+
+def _isqrt_exact(n: int) -> int | None:
+    import math
+    r = math.isqrt(n)
+    return r if r * r == n else None
+
+
+def func(name: str, x: Expr) -> Expr:
+    """Elementwise function application with the few exact identities that shorten results."""
+    if name == "log" and isinstance(x, Det):
+        return logdet(x.arg)
+    if name == "log" and isinstance(x, Func) and x.name == "exp":
+        return x.arg
+    if name == "exp" and isinstance(x, Func) and x.name == "log":
+        return x.arg
+    if isinstance(x, Const):
+        if name == "exp" and x.value == 0:
+            return ONE
+        if name == "log" and x.value == 1:
+            return ZERO
+        if name in ("sin", "tanh", "relu", "abs", "sign") and x.value == 0:
+            return ZERO
+        if name == "cos" and x.value == 0:
+            return ONE
+        if name in ("abs",):
+            return const(abs(x.value))
+    if isinstance(x, Fill):
+        return fill(func(name, x.value), x.dims)
+    return Func(name, x)
+
+
+# ----------------------------------------------------------------------------- reductions and matrix functions
+
+def trace(x: Expr) -> Expr:
+    """tr(x); scalars leave, transposes vanish, and the cyclic rule turns tr(u*v'*…) into v'*…*u."""
+    if x.is_scalar:
+        return x
+    if isinstance(x, Transpose):
+        return trace(x.arg)
+    if isinstance(x, Mul):
+        chain = list(x.chain)
+        if x.scalars:
+            return mul(*x.scalars, trace(chain[0] if len(chain) == 1 else Mul(tuple(chain))))
+        for i in range(1, len(chain)):
+            if chain[i].shape[0] == 1:  # rotating to start at a row gives a 1×1 product
+                return mul(*chain[i:], *chain[:i])
+    if isinstance(x, Add):
+        return add(*(trace(t) for t in x.terms))
+    return Trace(x)
+
+
+def sum_(x: Expr) -> Expr:
+    """Sum of all entries; sum(u∘v) of column vectors is u'*v."""
+    if x.is_scalar:
+        return x
+    if isinstance(x, Mul) and x.scalars:
+        rest = x.chain
+        return mul(*x.scalars, sum_(rest[0] if len(rest) == 1 else Mul(rest)))
+    if isinstance(x, Transpose):
+        return sum_(x.arg)
+    if isinstance(x, Hadamard) and len(x.factors) == 2 and x.shape[1] == 1:
+        return mul(transpose(x.factors[0]), x.factors[1])
+    if isinstance(x, Fill) and x.value != ONE:
+        return mul(x.value, Sum(Fill(ONE, x.dims)))
+    return Sum(x)
+
+
+def det(x: Expr) -> Expr:
+    if x.is_scalar:
+        return x
+    if isinstance(x, Transpose):
+        return det(x.arg)
+    if isinstance(x, Inverse):
+        return power(det(x.arg), -1)
+    if isinstance(x, Identity):
+        return ONE
+    return Det(x)
+
+
+def logdet(x: Expr) -> Expr:
+    if x.is_scalar:
+        return func("log", x)
+    if isinstance(x, Transpose):
+        return logdet(x.arg)
+    if isinstance(x, Inverse):
+        return neg(logdet(x.arg))
+    if isinstance(x, Identity):
+        return ZERO
+    return LogDet(x)
+
+
+def inverse(x: Expr) -> Expr:
+    """inv(x), with the transpose kept outside: inv(X') → inv(X)'."""
+    if x.is_scalar:
+        return power(x, -1)
+    if isinstance(x, Inverse):
+        return x.arg
+    if isinstance(x, Identity):
+        return x
+    if isinstance(x, Transpose):
+        return transpose(inverse(x.arg))
+    if isinstance(x, Mul) and x.scalars:
+        rest = x.chain
+        return mul(*(power(s, -1) for s in x.scalars), inverse(rest[0] if len(rest) == 1 else Mul(rest)))
+    return Inverse(x)
+
+
+def matpow(x: Expr, k: int) -> Expr:
+    if k == 0:
+        return Identity(x.shape[0])
+    if k == 1:
+        return x
+    if k < 0:
+        return matpow(inverse(x), -k)
+    if isinstance(x, Identity):
+        return x
+    return MatPow(x, k)
+
+
+def diag_mat(v: Expr) -> Expr:
+    if isinstance(v, DiagVec) and False:  # diag(diag(X)) is not X; kept for clarity
+        return v
+    return DiagMat(v)
+
+
+def diag_vec(x: Expr) -> Expr:
+    if isinstance(x, DiagMat):
+        return x.arg
+    if isinstance(x, Transpose):
+        return diag_vec(x.arg)
+    return DiagVec(x)
+
+
+def softmax(v: Expr) -> Expr:
+    return Softmax(v)
+
+
+def logsumexp(v: Expr) -> Expr:
+    return LogSumExp(v)
+
+
+def inner(a: Expr, b: Expr) -> Expr:
+    """⟨a, b⟩ = sum(a∘b), written as a'*b for vectors and tr(a'*b) for matrices."""
+    if a.is_scalar:
+        return mul(a, b)
+    if a.shape[1] == 1:
+        return mul(transpose(a), b)
+    if a.shape[0] == 1:
+        return mul(a, transpose(b))
+    return trace(mul(transpose(a), b))
+
+
+# ----------------------------------------------------------------------------- the final pass
+
+def _rebuild(e: Expr, kids: tuple[Expr, ...]) -> Expr:
+    builder = _BUILDERS.get(type(e))
+    if builder is None:
+        return e if not kids else e.with_children(kids)
+    return builder(e, kids)
+
+
+_BUILDERS: dict[type, Callable[[Expr, tuple[Expr, ...]], Expr]] = {
+    Add: lambda e, k: add(*k),
+    Mul: lambda e, k: mul(*k),
+    Transpose: lambda e, k: transpose(k[0]),
+    Hadamard: lambda e, k: hadamard(*k),
+    Power: lambda e, k: power(k[0], e.exponent),  # type: ignore[attr-defined]
+    Func: lambda e, k: func(e.name, k[0]),  # type: ignore[attr-defined]
+    Trace: lambda e, k: trace(k[0]),
+    Sum: lambda e, k: sum_(k[0]),
+    Det: lambda e, k: det(k[0]),
+    LogDet: lambda e, k: logdet(k[0]),
+    Inverse: lambda e, k: inverse(k[0]),
+    MatPow: lambda e, k: matpow(k[0], e.k),  # type: ignore[attr-defined]
+    DiagMat: lambda e, k: diag_mat(k[0]),
+    DiagVec: lambda e, k: diag_vec(k[0]),
+    Fill: lambda e, k: fill(k[0], e.dims),  # type: ignore[attr-defined]
+}
+
+
+def canonical(root: Expr) -> Expr:
+    """Rebuild bottom-up through the smart constructors (iterative; depth is unbounded)."""
+    done: dict[Expr, Expr] = {}
+    for e in postorder(root):
+        kids = e.children()
+        done[e] = _rebuild(e, tuple(done[c] for c in kids)) if kids else e
+    return done[root]
+
+
+def _terms_parts(t: Expr) -> tuple[Fraction, list[Expr], list[Expr]]:
+    c, rest = split_coefficient(t)
+    if rest is None:
+        return c, [], []
+    if isinstance(rest, Mul):
+        return c, list(rest.scalars), list(rest.chain)
+    if rest.is_scalar:
+        return c, [rest], []
+    return c, [], [rest]
+
+
+def factor_sum(s: Add) -> Expr:
+    """Take a common coefficient, common scalar factors and common outer chain factors out of a sum."""
+    parts = [_terms_parts(t) for t in s.terms]
+    coefs = [p[0] for p in parts]
+    common_coef = Fraction(1)
+    if len({abs(c) for c in coefs}) == 1 and abs(coefs[0]) != 1:
+        common_coef = abs(coefs[0])
+    if all(c < 0 for c in coefs):
+        common_coef = -common_coef
+    common_scalars = [f for f in parts[0][1] if all(f in p[1] for p in parts[1:])]
+    left: list[Expr] = []
+    right: list[Expr] = []
+    chains = [list(p[2]) for p in parts]
+    while all(len(ch) >= 2 for ch in chains) and all(ch[0] == chains[0][0] for ch in chains):
+        left.append(chains[0][0])
+        chains = [ch[1:] for ch in chains]
+    while all(len(ch) >= 2 for ch in chains) and all(ch[-1] == chains[0][-1] for ch in chains):
+        right.insert(0, chains[0][-1])
+        chains = [ch[:-1] for ch in chains]
+    if common_coef == 1 and not common_scalars and not left and not right:
+        return s
+    terms = []
+    for (c, scal, _), ch in zip(parts, chains):
+        rest_scal = list(scal)
+        for f in common_scalars:
+            rest_scal.remove(f)
+        terms.append(mul(const(c / common_coef), *rest_scal, *ch))
+    inner_sum = add(*terms)
+    if isinstance(inner_sum, Add):
+        inner_sum = factor_sum(inner_sum)
+    return mul(const(common_coef), *common_scalars, *left, inner_sum, *right)
+
+
+def simplify(root: Expr) -> Expr:
+    """Canonical form, then common factors taken out of every sum (bottom-up)."""
+    e = canonical(root)
+    done: dict[Expr, Expr] = {}
+    for node in postorder(e):
+        kids = node.children()
+        new = _rebuild(node, tuple(done[c] for c in kids)) if kids else node
+        if isinstance(new, Add):
+            new = factor_sum(new)
+        done[node] = new
+    return done[e]
