@@ -32,11 +32,7 @@ class IRError(AssertionError):
 
 
 def _cached_hash(self: "Expr") -> int:
-    h = self.__dict__.get("_hash")
-    if h is None:
-        h = hash((type(self).__name__,) + tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
-        object.__setattr__(self, "_hash", h)
-    return h
+    return self.__dict__["_hash"]
 
 
 def _structural_eq(self: "Expr", other: object) -> bool:
@@ -55,6 +51,9 @@ def node(cls: type) -> type:
         if original_post_init is not None:
             original_post_init(self)
         object.__setattr__(self, "shape", self._shape())
+        # Hashed at construction: children are hashed already, so this is O(1) and never recursive.
+        fields = tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+        object.__setattr__(self, "_hash", hash((type(self).__name__,) + fields))
 
     cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
     cls = dataclass(frozen=True, eq=False, repr=False)(cls)

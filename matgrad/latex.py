@@ -80,10 +80,12 @@ def _paren(r: _R) -> _R:
     return _join(["(", r, ")"], ATOM)
 
 
-def _delimited(open_: str, r: _R, close: str) -> list[str | _R]:
-    """r between delimiters, sized with \\left/\\right when r is tall."""
+def _delimited(open_: str, r: _R, close: str, pad: bool = False) -> list[str | _R]:
+    """r between delimiters (spaced inside when `pad`), sized with \\left/\\right when r is tall."""
     if r.tall:
-        return ["\\left" + open_, r, "\\right" + close]
+        open_, close = "\\left" + open_, "\\right" + close
+    if pad:
+        open_, close = open_ + " ", " " + close
     return [open_, r, close]
 
 
@@ -255,7 +257,7 @@ def _product(parts: list[_R], force_wrap: list[bool] | None = None) -> _R:
 
 
 def _norm(e: _R, sub: str, squared: bool) -> _R:
-    body = _join(_delimited("\\lVert ", e, " \\rVert"), ATOM)
+    body = _join(_delimited("\\lVert", e, "\\rVert", pad=True), ATOM)
     text: list[str | _R] = [body]
     if sub:
         text.append(f"_{{{sub}}}")
@@ -449,7 +451,7 @@ def _render_node(e: Expr, memo: dict[Expr, _R]) -> _R:
     if isinstance(e, Func):
         arg = memo[e.arg]
         if e.name == "abs":
-            return _join(_delimited("\\lvert ", arg, " \\rvert"), ATOM)
+            return _join(_delimited("\\lvert", arg, "\\rvert", pad=True), ATOM)
         return _call(_FUNC_OPS[e.name], arg)
     if isinstance(e, Sum):
         return _render_sum(e, memo)

@@ -51,6 +51,8 @@ def parse_shape_spec(text: str) -> tuple[str, ShapeSpec]:
         wl = w.lower()
         if wl in ("symmetric", "sym", "spd"):
             kind = "spd" if wl == "spd" else "symmetric"
+        elif wl in ("prob", "probability", "distribution", "onehot"):
+            kind = "prob"
         elif wl in ("scalar", "vector", "matrix"):
             dims = wl
         elif re.fullmatch(r"\d+", w):
@@ -180,7 +182,8 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
 
     `declared` maps names to shapes: an int n (vector of length n), a pair (r, c)
     of ints or dimension names, () or "scalar", "vector", "matrix", or a pair
-    (kind, dims) with kind "symmetric"/"spd".
+    (kind, dims) with kind "symmetric"/"spd", or "prob" for a probability vector
+    (entries ≥ 0 summing to 1, e.g. one-hot labels: sum(y) simplifies to 1).
     """
     declared = dict(declared or {})
     nodes = iter_postorder(tree)
@@ -215,10 +218,10 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
             return env[name]
         kind = "general"
         spec = declared.get(name)
-        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in ("symmetric", "spd"):
+        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in ("symmetric", "spd", "prob"):
             kind, spec = spec
             if spec is None:
-                spec = "matrix"
+                spec = "vector" if kind == "prob" else "matrix"
         if spec is None:
             spec = "scalar" if is_greek(name) else ("matrix" if name[0].isupper() else "vector")
         if spec == "scalar" or spec == ():
@@ -240,7 +243,7 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
             shape = (ids[0], ids[1])
         else:
             raise ShapeError(f"cannot understand the declared shape of {name}: {spec!r}")
-        if kind != "general" and not dims.unify(shape[0], shape[1]):
+        if kind in ("symmetric", "spd") and not dims.unify(shape[0], shape[1]):
             raise ShapeError(f"{name} is declared {kind} but is {show_shape(shape)}, not square")
         env[name] = (shape, kind)
         return env[name]
@@ -422,7 +425,8 @@ def scalar_or_error(expr: Expr, text: str) -> None:
     r, c = expr.shape
     if (r, c) == SCALAR:
         return
-    what = f"a {r}×{c} vector" if c == 1 else (f"a {r}×{c} row vector" if r == 1 else f"a {r}×{c} matrix")
+    article = "an" if str(r)[0] in "aefhilmnorsx8" else "a"
+    what = f"{article} {r}×{c} " + ("vector" if c == 1 else "row vector" if r == 1 else "matrix")
     raise NotScalarError(f"the expression is {what}; a gradient needs a scalar function",
                          hint="wrap it in sum(…), tr(…) or ||…||^2")
 

@@ -285,6 +285,8 @@ def func(name: str, x: Expr) -> Expr:
     """Elementwise function application with the few exact identities that shorten results."""
     if name == "log" and isinstance(x, Det):
         return logdet(x.arg)
+    if name == "log" and isinstance(x, Softmax):  # log-softmax: exact and numerically stable
+        return sub(x.arg, fill(logsumexp(x.arg), x.shape))
     if name == "log" and isinstance(x, Func) and x.name == "exp":
         return x.arg
     if name == "exp" and isinstance(x, Func) and x.name == "log":
@@ -329,6 +331,8 @@ def sum_(x: Expr) -> Expr:
     """Sum of all entries; sum(u∘v) of column vectors is u'*v."""
     if x.is_scalar:
         return x
+    if isinstance(x, Var) and x.kind == "prob":
+        return ONE
     if isinstance(x, Mul) and x.scalars:
         rest = x.chain
         return mul(*x.scalars, sum_(rest[0] if len(rest) == 1 else Mul(rest)))
@@ -504,6 +508,10 @@ def factor_sum(s: Add) -> Expr:
     inner_sum = add(*terms)
     if isinstance(inner_sum, Add):
         inner_sum = factor_sum(inner_sum)
+    if isinstance(inner_sum, Add):  # A + A' rather than A' + A
+        ts = list(inner_sum.terms)
+        ts.sort(key=lambda t: isinstance(t, Transpose) and t.arg in ts)
+        inner_sum = Add(tuple(ts))
     return mul(const(common_coef), *common_scalars, *left, inner_sum, *right)
 
 

@@ -256,7 +256,8 @@ class _Verifier:
         self.plan = _Plan(f)
         self.claim_plans = {name: _Plan(g) for name, g in self.grads.items()}
 
-        self.vars: dict[str, Var] = dict(ir.variables(f))
+        f_vars = ir.variables(f)
+        self.vars: dict[str, Var] = dict(f_vars)
         self.absent: list[str] = []
         for name, g in self.grads.items():
             for vname, v in ir.variables(g).items():
@@ -264,7 +265,7 @@ class _Verifier:
         for name, g in self.grads.items():
             if name not in self.vars:
                 self.vars[name] = Var(name, g.shape)
-            if name not in ir.variables(f):
+            if name not in f_vars:
                 self.absent.append(name)
 
         dims: set[str] = set(_symbolic_dims(f))
@@ -293,6 +294,7 @@ class _Verifier:
                 self.matrix |= under[e.arg]
 
         self.details: list[str] = []
+        self.coverage: dict[str, tuple[int, bool]] = {}
         self.max_err = 0.0
         self.compared = False
 
@@ -304,7 +306,7 @@ class _Verifier:
     def _strategy(self, var: Var, shape: tuple[int, int], attempt: int) -> str:
         step = _SCHEDULE[attempt % len(_SCHEDULE)]
         square = shape[0] == shape[1]
-        if var.name in self.matrix and square and shape[0] >= 1:
+        if var.name in self.matrix and square:
             return "near_identity"
         if step == "primary":
             return "positive" if var.name in self.positive else "normal"
@@ -576,6 +578,7 @@ class _Verifier:
                     if quota < len(probes):
                         keep = sorted(self.rng.choice(len(probes), quota, replace=False))
                         planned[name] = [probes[int(i)] for i in keep]
+            self.coverage = {name: (len(planned[name]), sampled) for name in self.grads}
             outcomes = [self._check_variable(name, point, base, ctx, claims[name], planned[name],
                                              sampled, label) for name in self.grads]
             if "mismatch" in outcomes:
@@ -591,9 +594,11 @@ class _Verifier:
 
         if status == "verified":
             for name in self.grads:
-                n = len(self._probes(self.vars[name], self._shape(self.vars[name], sizes or {})))
-                self.details.append(f"∂f/∂{name}: {n} entr{'y' if n == 1 else 'ies'} agree at each "
-                                    f"of {verified} point{'s' if verified != 1 else ''}.")
+                n, sampled = self.coverage[name]
+                what = (f"{n} sampled entries and a random direction agree" if sampled
+                        else f"{n} entr{'y agrees' if n == 1 else 'ies agree'}")
+                self.details.append(f"∂f/∂{name}: {what} at each of {verified} "
+                                    f"point{'s' if verified != 1 else ''}.")
         max_err = self.max_err if self.compared else float("inf")
         return VerifyReport(status == "verified", status, max_err, checked, tuple(self.details),
                             dict(sizes or assignments[0]))

@@ -49,7 +49,7 @@ def test_var_const_identity_fill():
     assert np.array_equal(val(Mul((Identity("n"), s))), sn)
     assert np.array_equal(val(Identity(2)), np.eye(2))
     assert np.array_equal(val(Add((A, Fill(Const(Fraction(2)), ("m", "n"))))), An + 2.0)
-    assert np.array_equal(val(Fill(a, ("n", 1))), np.full((3, 1), 0.7))
+    assert np.allclose(val(Add((v, Fill(a, ("n", 1))))), vn + 0.7)
 
 
 def test_results_are_2d_float_copies():
@@ -200,7 +200,7 @@ def test_domain_violations(expr, env, what):
     with pytest.raises(DomainViolation, match=what):
         evaluate(expr, env, check_domain=True)
     out = evaluate(expr, env)  # without the check: a value (possibly nan/inf), no exception
-    assert out.shape == expr.shape if isinstance(expr.shape[0], int) else out.ndim == 2
+    assert out.ndim == 2
 
 
 def test_domain_violation_is_internal():

@@ -1,0 +1,1 @@
+"""The `matgrad` command line (installed as the package matgrad_cli)."""

@@ -1,0 +1,165 @@
+"""`matgrad` on the command line: a thin click front end over the library.
+
+Every command calls the library and prints; errors become one message and exit
+code 2 in one place (`_run`). Exit codes: 0 success, 1 a verification or claim
+failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+EXAMPLE_DERIVE = """\b
+Examples:
+  matgrad derive "||W'*W*x - x||^2" --wrt W
+  matgrad derive "||A*s - x||^2 + gamma*||A||^2" --wrt A --wrt s --explain
+  matgrad derive "x'*S*x" --wrt S --shape S=symmetric --format latex
+"""
+
+
+def _run(action: Callable[[], int]) -> None:
+    """Run a command body; MatgradError → one message, exit 2. Nothing else escapes as a traceback."""
+    from matgrad.errors import MatgradError
+    try:
+        code = action()
+    except MatgradError as e:
+        click.echo(f"error: {e.render()}", err=True)
+        sys.exit(2)
+    except RecursionError:
+        click.echo("error: the expression is too deeply nested to handle", err=True)
+        sys.exit(2)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # an internal bug: say so in one line rather than a traceback
+        click.echo(f"internal error: {type(e).__name__}: {e} (please report this expression)", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+shape_option = click.option(
+    "--shape", "shapes", multiple=True, metavar="NAME=SPEC",
+    help="Declare a variable: W=3x4, W=mxn, x=5, c=scalar, S=symmetric, S=spd, y=prob. Repeatable.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="matgrad")
+def main() -> None:
+    """matgrad: gradients of scalar matrix functions by the backpropagation (delta) rules,
+    verified numerically.
+
+    \b
+    Examples:
+      matgrad derive "||W'*W*x - x||^2" --wrt W
+      matgrad network "||W'*W*x - x||^2" --wrt W
+      matgrad check "||W*X*V - U||^2" --wrt W --claim "2*(W*X*V - U)*(X*V)'"
+    """
+
+
+@main.command(epilog=EXAMPLE_DERIVE)
+@click.argument("expr")
+@click.option("--wrt", multiple=True, required=True, metavar="NAME",
+              help="Variable to differentiate with respect to. Repeatable; one backward pass serves all.")
+@shape_option
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "sympy", "json"]), default="text",
+              show_default=True, help="Output format of the gradient.")
+@click.option("--explain", is_flag=True, help="Print the network, the delta of each layer, each occurrence's "
+              "contribution, then the gradient.")
+@click.option("--no-verify", is_flag=True, help="Skip the numerical check against finite differences.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the verifier's random inputs.")
+def derive(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...], fmt: str, explain: bool,
+           no_verify: bool, seed: int) -> None:
+    """Derive the gradient of the scalar function EXPR and verify it numerically."""
+    def body() -> int:
+        import matgrad
+        d = matgrad.derive(expr, list(wrt), shapes)
+        report = None if no_verify else d.verify(seed=seed) if len(d.absent) < len(d.wrt) else None
+        if fmt == "json":
+            click.echo(json.dumps(_json(d, report), indent=2, ensure_ascii=False))
+        else:
+            if explain:
+                click.echo(d.explain())
+                click.echo("")
+            for name in d.wrt:
+                click.echo(_format_gradient(d, name, fmt))
+                if name in d.absent:
+                    click.echo(f"  ({name} does not occur in the expression, so its gradient is 0)")
+            if report is not None:
+                click.echo(str(report))
+        return 1 if report is not None and report.status == "mismatch" else 0
+    _run(body)
+
+
+def _format_gradient(d: Any, name: str, fmt: str) -> str:
+    if fmt == "latex":
+        return d.latex(name)
+    if fmt == "sympy":
+        return str(d.gradients[name])
+    return f"∇_{name} F = {d.gradient_text(name)}"
+
+
+def _json(d: Any, report: Any) -> dict[str, Any]:
+    from matgrad.printers import to_text
+    out: dict[str, Any] = {"function": to_text(d.expr), "gradients": {}}
+    for name in d.wrt:
+        g = d.gradients_ir[name]
+        out["gradients"][name] = {"text": to_text(g), "named": d.gradient_text(name), "latex": d.latex(name),
+                                  "shape": [str(s) for s in g.shape], "occurs": name not in d.absent}
+    if report is not None:
+        out["verification"] = {"ok": bool(report.ok), "status": report.status,
+                               "max_rel_error": report.max_rel_error, "checks": report.checks,
+                               "details": list(report.details)}
+    return out
+
+
+@main.command(epilog="""\b
+Examples:
+  matgrad network "||W'*W*x - x||^2" --wrt W
+  matgrad network "sum(sqrt(V*(s.^2) + eps))" --wrt s""")
+@click.argument("expr")
+@click.option("--wrt", multiple=True, metavar="NAME",
+              help="Variables the network carries gradients to (default: the matrices, as weights).")
+@shape_option
+def network(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...]) -> None:
+    """Show EXPR as a layered network: weight, activation f, f′, input z and delta of each layer."""
+    def body() -> int:
+        import matgrad
+        from matgrad.network import default_wrt
+        names = list(wrt)
+        if not names:
+            f, variables, _ = matgrad.api.compile_expression(expr, shapes)
+            names = [v.name for v in default_wrt(variables)]
+        d = matgrad.derive(expr, names, shapes)
+        click.echo(f"F = {expr}")
+        click.echo(str(d.network))
+        return 0
+    _run(body)
+
+
+@main.command(epilog="""\b
+Examples:
+  matgrad check "||W*X*V - U||^2" --wrt W --claim "2*(W*X*V - U)*(X*V)'"
+  matgrad check "logdet(X)" --wrt X --claim "inv(X)'" """)
+@click.argument("expr")
+@click.option("--wrt", required=True, metavar="NAME", help="The variable the claim is the gradient for.")
+@click.option("--claim", required=True, metavar="FORMULA", help="The claimed gradient, in the same language.")
+@shape_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the verifier's random inputs.")
+def check(expr: str, wrt: str, claim: str, shapes: tuple[str, ...], seed: int) -> None:
+    """Check a claimed gradient of EXPR numerically; exit 1 and show evidence when it is wrong."""
+    def body() -> int:
+        import matgrad
+        from matgrad.printers import to_text
+        result = matgrad.check(expr, wrt, claim, shapes, seed=seed)
+        click.echo(("accepted: " if result.ok else "rejected: ") + str(result.report))
+        if not result.ok:
+            click.echo(f"matgrad derives: ∇_{wrt} F = {to_text(result.derived, name_shared=True)}")
+        return 0 if result.ok else 1
+    _run(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
