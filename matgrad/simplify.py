@@ -510,7 +510,8 @@ def factor_sum(s: Add) -> Expr:
         inner_sum = factor_sum(inner_sum)
     if isinstance(inner_sum, Add):  # A + A' rather than A' + A
         ts = list(inner_sum.terms)
-        ts.sort(key=lambda t: isinstance(t, Transpose) and t.arg in ts)
+        present = set(ts)  # (a list being sorted reads as empty, so look terms up in a copy)
+        ts.sort(key=lambda t: isinstance(t, Transpose) and t.arg in present)
         inner_sum = Add(tuple(ts))
     return mul(const(common_coef), *common_scalars, *left, inner_sum, *right)
 

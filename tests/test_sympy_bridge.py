@@ -1,8 +1,8 @@
 """Tests for matgrad.sympy_bridge: SymPy forms evaluated numerically against direct NumPy.
 
 Each case substitutes random matrices for the MatrixSymbols (and sizes for the
-symbolic dimensions) in the SymPy result, evaluates with `.doit()`, and compares
-with a NumPy computation written here.
+symbolic dimensions) in the SymPy result, evaluates with `.doit()` / `.as_explicit()`,
+and compares with a NumPy computation written here.
 """
 
 from __future__ import annotations
@@ -160,45 +160,49 @@ for _f in ir.ELEMENTWISE:
                   (lambda f=_f, v=_sc.name: NP_FUNCS[f](E[v]))))
 
 
-def _fixed_point_doit(e: Any) -> Any:
+def _explicit(e: Any) -> Any:
+    """Evaluate a SymPy expression free of symbols to a number or an explicit matrix."""
     for _ in range(6):
         new = e.doit()
         if new == e:
             break
         e = new
-    return e
-
-
-def _explicit(e: Any) -> Any:
-    """Evaluate a substituted SymPy expression to a number or an explicit matrix."""
-    # SymPy's DiagonalOf cannot compute its shape over an explicit matrix (Python ints
-    # have no .is_Integer), so evaluate those nodes by hand, innermost first.
-    # HadamardPower has no doit() at all. Both are evaluated here by hand, innermost first.
-    e = e.replace(lambda z: isinstance(z, sp.DiagonalOf),
-                  lambda z: sp.ImmutableMatrix(_explicit(z.arg)).diagonal().T)
-    e = e.replace(lambda z: isinstance(z, sp.HadamardPower),
-                  lambda z: sp.ImmutableMatrix(_explicit(z.base)).applyfunc(lambda t: t ** z.exp))
-    e = _fixed_point_doit(e)
     if isinstance(e, sp.MatrixExpr) and not isinstance(e, sp.MatrixBase):
         e = e.as_explicit()
     return e
 
 
+def _substitute(e: Any, rep: dict[Any, Any]) -> Any:
+    """Replace symbols bottom-up, evaluating the nodes SymPy cannot evaluate itself.
+
+    Like xreplace (each MatrixSymbol is replaced whole, before its symbolic dimensions),
+    but DiagonalOf is evaluated as soon as its argument is explicit, because SymPy's
+    DiagonalOf cannot compute its shape over an explicit matrix (Python ints have no
+    .is_Integer), and HadamardPower, which has no doit(), is evaluated by hand.
+    """
+    if e in rep:
+        return rep[e]
+    if not e.args or isinstance(e, sp.Lambda):  # a Lambda's variable is bound
+        return e
+    args = [_substitute(arg, rep) for arg in e.args]
+    if isinstance(e, sp.DiagonalOf):
+        return sp.ImmutableMatrix(_explicit(args[0])).diagonal().T
+    if isinstance(e, sp.HadamardPower):
+        return sp.ImmutableMatrix(_explicit(args[0])).applyfunc(lambda t: t ** args[1])
+    if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix, sp.Identity)):
+        # With the sizes known these become explicit, so that doit() multiplies them.
+        return e.func(*args).as_explicit()
+    return e.func(*args)
+
+
 def sympy_value(expr: Expr) -> np.ndarray:
     """Numeric value of to_sympy(expr) at ENV, as a 2-D float array."""
-    sym = to_sympy(expr)
     rep: dict[Any, Any] = {}
     for name, var in ir.variables(expr).items():
         val = ENV[name]
         rep[to_sympy(var)] = sp.Float(val[0, 0]) if var.is_scalar else sp.ImmutableMatrix(val)
     rep.update({sympy_dim(d): sp.Integer(n) for d, n in DIMS.items()})
-    # xreplace is simultaneous and structural: each MatrixSymbol is replaced whole,
-    # before its symbolic dimensions are.
-    e = sym.xreplace(rep)
-    # With the sizes known, constant matrices can be made explicit so doit() multiplies them.
-    e = e.replace(lambda z: isinstance(z, (sp.OneMatrix, sp.ZeroMatrix, sp.Identity)),
-                  lambda z: z.as_explicit())
-    e = _explicit(e)
+    e = _explicit(_substitute(to_sympy(expr), rep))
     if isinstance(e, sp.MatrixBase):
         return np.array(e.evalf(), dtype=float)
     return np.array([[float(sp.N(e))]])
