@@ -21,6 +21,24 @@ Examples:
 """
 
 
+_EXPRESSION_CHARS = set("'*()+/^|.@ ∘⊙")
+
+
+class ExpressionGroup(click.Group):
+    """A group that lets an expression start with a minus sign.
+
+    "-y'*log(…)" would otherwise be read as a cluster of short options (with an -h in
+    "tanh" among them). A leading space hides the minus from click and means
+    nothing to the expression parser.
+    """
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        argv = [" " + a if a.startswith("-") and len(a) > 1 and not a.startswith("--")
+                and _EXPRESSION_CHARS & set(a) else a for a in argv]
+        return super().main(argv, *rest, **kwargs)
+
+
 def _run(action: Callable[[], int]) -> None:
     """Run a command body; MatgradError → one message, exit 2. Nothing else escapes as a traceback."""
     from matgrad.errors import MatgradError
@@ -45,7 +63,7 @@ shape_option = click.option(
     help="Declare a variable: W=3x4, W=mxn, x=5, c=scalar, S=symmetric, S=spd, y=prob. Repeatable.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ExpressionGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="matgrad")
 def main() -> None:
     """matgrad: gradients of scalar matrix functions by the backpropagation (delta) rules,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
+from typing import Sequence, Union
 
 from . import ir
 from .errors import LimitError
@@ -60,7 +60,7 @@ class _R:
     lead_minus: bool = False     # text starts with a minus sign
 
 
-def _join(parts: list[str | _R], prec: int, **flags: object) -> _R:
+def _join(parts: Sequence[str | _R], prec: int, **flags: object) -> _R:
     """Concatenate strings and renderings; `tall` is inherited unless given."""
     rope = tuple(p if isinstance(p, str) else p.rope for p in parts)
     length = sum(len(p) if isinstance(p, str) else p.length for p in parts)
@@ -91,7 +91,7 @@ def _delimited(open_: str, r: _R, close: str, pad: bool = False) -> list[str | _
 
 def _call(op: str, arg: _R) -> _R:
     """An operator applied with parentheses: `\\operatorname{tr}(A)`."""
-    return _join([op] + _delimited("(", arg, ")"), ATOM, rsep=True)
+    return _join([op, *_delimited("(", arg, ")")], ATOM, rsep=True)
 
 
 def _split_sign(r: _R) -> tuple[int, _R]:

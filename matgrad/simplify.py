@@ -99,6 +99,11 @@ def add(*terms: Expr) -> Expr:
         return zeros(shape)
     if len(out) == 1:
         return out[0]
+    if split_coefficient(out[0])[0] < 0:  # lead with a positive term: s - y, not -y + s
+        first_positive = next((t for t in out if split_coefficient(t)[0] > 0), None)
+        if first_positive is not None:
+            out.remove(first_positive)
+            out.insert(0, first_positive)
     return Add(tuple(out))
 
 
@@ -165,12 +170,36 @@ def mul(*factors: Expr) -> Expr:
             scalars.remove(s)
     if len(chain) > 1:
         chain = [f for f in chain if not isinstance(f, Identity)] or [chain[0]]
+    chain, sums = _sums_out_of_chain(chain)
+    if sums:
+        return mul(const(coef), *scalars, *sums, *chain)
     out: list[Expr] = ([] if coef == 1 else [const(coef)]) + scalars + chain
     if not out:
         return ONE if shape == SCALAR else Identity(shape[0])
     if len(out) == 1:
         return out[0]
     return Mul(tuple(out))
+
+
+def _is_ones(e: Expr) -> bool:
+    return isinstance(e, Fill) and e.value == ONE
+
+
+def _sums_out_of_chain(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
+    """A row vector times ones (v'*ones, ones'*v) is sum(v): take such pairs out as scalars."""
+    sums: list[Expr] = []
+    i = 0
+    out = list(chain)
+    while i + 1 < len(out):
+        a, b = out[i], out[i + 1]
+        if a.shape[0] == 1 and b.shape[1] == 1 and (_is_ones(a) or _is_ones(b)) and len(out) > 2 or \
+                (len(out) == 2 and a.shape[0] == 1 and b.shape[1] == 1 and (_is_ones(a) or _is_ones(b))):
+            other = b if _is_ones(a) else a
+            sums.append(sum_(transpose(other) if other.shape[0] == 1 and other.shape[1] != 1 else other))
+            del out[i:i + 2]
+            continue
+        i += 1
+    return out, sums
 
 
 def _chain_shape(chain: list[Expr]) -> Shape:

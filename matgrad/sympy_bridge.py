@@ -18,6 +18,11 @@ Variable kinds ("symmetric", "spd") are not encoded: SymPy's MatrixSymbol carrie
 such assumption. No simplification and no `.diff` is called; SymPy's constructors
 are used unevaluated.
 
+To evaluate numerically, replace the MatrixSymbols (and dimension Symbols) with explicit
+matrices and call `.doit()`. Two SymPy 1.14 gaps: HadamardPower has no `doit()` (use
+`.as_explicit()` on it), and DiagonalOf cannot compute its shape once its argument is an
+explicit matrix (take `.diagonal()` of the explicit argument instead).
+
 SymPy is imported only when a conversion is made, so importing this module (and the
 CLI) stays cheap. The conversion is iterative over `ir.postorder`, so deep IR costs no
 Python stack here (SymPy's own printers and `doit` may still recurse on the result).

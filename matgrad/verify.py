@@ -144,6 +144,9 @@ def _draw(rng: np.random.Generator, var: Var, shape: tuple[int, int], strategy: 
     """A random value for `var` following `strategy`, respecting its kind."""
     r, c = shape
     sym = _is_symmetric_kind(var, shape)
+    if var.kind == "prob":  # a probability vector: positive entries summing to 1
+        p = rng.uniform(0.1, 1.0, shape)
+        return p / p.sum()
     if var.kind == "spd" and sym:
         b = rng.standard_normal((r, r))
         return b @ b.T / r + np.eye(r)
