@@ -177,11 +177,19 @@ def derive(expr: str, wrt: str | Iterable[str], shapes: Shapes = None) -> Deriva
             g = adj.gradients[n]
             v = variables[n]
             if v.kind in ("symmetric", "spd"):  # the gradient in the space of symmetric matrices
-                g = S.mul(S.const(S.Fraction(1, 2)), S.add(g, S.transpose(g)))
+                g = S.mul(S.const(S.Fraction(1, 2)), S.add(g, _transpose_terms(g)))
             gradients[n] = S.simplify(g)
         else:
             gradients[n] = S.zeros(_absent_variable(n, declared).shape)
     return Derivation(expr, f, variables, names, network, adj, gradients, absent)
+
+
+def _transpose_terms(g: Expr) -> Expr:
+    """Gᵀ taken term by term, so that symmetric terms meet their twins and collect: sym(G) stays short."""
+    from .ir import Add
+    if isinstance(g, Add):
+        return S.add(*(S.transpose(t) for t in g.terms))
+    return S.transpose(g)
 
 
 def _layer_delta(layer: Layer, adj: Adjoints) -> Expr:
