@@ -52,7 +52,7 @@ def _parser() -> Any:
 
 
 _TOKEN_NAMES = {"NUMBER": "a number", "NAME": "a name", "TRANSPOSE": "'", "HADAMARD": "'.*'",
-                "NORM_KIND": "_1/_F"}
+                "NORM_KIND": "_1/_F", "$END": "the end of the expression"}
 
 
 def _describe_expected(expected: set[str]) -> str:

@@ -143,9 +143,9 @@ def _signed_term(t: Expr, out, wrap) -> tuple[bool, str]:  # type: ignore[no-unt
     if isinstance(t, Mul) and isinstance(t.factors[0], Const) and t.factors[0].value < 0:
         coef = -t.factors[0].value
         rest = t.factors[1:]
-        s, _ = _render_mul(Mul(((Const(coef),) if coef != 1 else ()) + rest) if (coef != 1 or len(rest) > 1)
+        s, p = _render_mul(Mul(((Const(coef),) if coef != 1 else ()) + rest) if (coef != 1 or len(rest) > 1)
                            else rest[0], out, wrap, allow_single=True)
-        return True, s
+        return True, (f"({s})" if p <= SUM else s)  # a - (b + c), never a - b + c
     if isinstance(t, Fill):  # a scalar added to every entry prints as itself: a + eps, 1 - y
         if isinstance(t.value, Const) and t.value.value < 0:
             return True, format_number(-t.value.value)[0]

@@ -77,13 +77,16 @@ class _Dims:
         self.value: list[int | None] = []
         self.flexible: list[bool] = []
         self.name: list[str] = []
+        self.rigid: list[bool] = []  # declared by name (A=mxn): two different names never merge
         self._pool = [n for n in "nmkpqrtuvwabcdefghijl" if n not in taken]
         self._taken = set(taken)
         self._named = 0
         self.ONE = self.new(value=1)
 
-    def new(self, *, value: int | None = None, flexible: bool = False, name: str | None = None) -> int:
+    def new(self, *, value: int | None = None, flexible: bool = False, name: str | None = None,
+            rigid: bool = False) -> int:
         i = len(self.parent)
+        self.rigid.append(rigid)
         self.parent.append(i)
         self.value.append(value)
         self.flexible.append(flexible)
@@ -115,6 +118,8 @@ class _Dims:
         va, vb = self.value[ra], self.value[rb]
         if va is not None and vb is not None and va != vb:
             return False
+        if self.rigid[ra] and self.rigid[rb]:
+            return False
         # A symbolic size of a vector or matrix may not silently become 1.
         if (va == 1 and vb is None and not self.flexible[rb]) or (vb == 1 and va is None and not self.flexible[ra]):
             return False
@@ -122,6 +127,9 @@ class _Dims:
         self.parent[drop] = keep
         self.value[keep] = va if va is not None else vb
         self.flexible[keep] = self.flexible[ra] and self.flexible[rb]
+        self.rigid[keep] = self.rigid[ra] or self.rigid[rb]
+        if self.rigid[drop]:
+            self.name[keep] = self.name[drop]
         if not self.name[keep]:
             self.name[keep] = self.name[drop]
         return True
@@ -239,7 +247,7 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
                     ids.append(dims.ONE if d == 1 else dims.new(value=d))
                 else:
                     named = [i for i in range(len(dims.name)) if dims.name[i] == d and dims.find(i) == i]
-                    ids.append(named[0] if named else dims.new(name=str(d)))
+                    ids.append(named[0] if named else dims.new(name=str(d), rigid=True))
             shape = (ids[0], ids[1])
         else:
             raise ShapeError(f"cannot understand the declared shape of {name}: {spec!r}")

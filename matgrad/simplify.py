@@ -170,9 +170,13 @@ def mul(*factors: Expr) -> Expr:
             scalars.remove(s)
     if len(chain) > 1:
         chain = [f for f in chain if not isinstance(f, Identity)] or [chain[0]]
-    chain, sums = _sums_out_of_chain(chain)
-    if sums:
-        return mul(const(coef), *scalars, *sums, *chain)
+    units = [f for f in scalars if isinstance(f, Mul) and f.chain]
+    if not chain and len(units) == 1:  # -(x'*A*x) and -x'*A*x are one form: the product is the chain
+        scalars.remove(units[0])
+        chain = list(units[0].chain)
+    chain, inner_scalars = _scalar_segments(chain)
+    if inner_scalars:
+        return mul(const(coef), *scalars, *inner_scalars, *chain)
     out: list[Expr] = ([] if coef == 1 else [const(coef)]) + scalars + chain
     if not out:
         return ONE if shape == SCALAR else Identity(shape[0])
@@ -185,21 +189,32 @@ def _is_ones(e: Expr) -> bool:
     return isinstance(e, Fill) and e.value == ONE
 
 
-def _sums_out_of_chain(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
-    """A row vector times ones (v'*ones, ones'*v) is sum(v): take such pairs out as scalars."""
-    sums: list[Expr] = []
+def _scalar_segments(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
+    """Take 1×1 stretches (a row … a column) out of a longer chain as scalar factors.
+
+    x'*y*z' is (x'*y)*z' and x*y'*z is (y'*z)*x, whichever way they were built, so that
+    equal values have one form. The rest of the chain still fits: both neighbours of
+    a 1×1 stretch have a dimension 1 there. A stretch v'*ones or ones'*v is sum(v).
+    """
+    out: list[Expr] = []
+    scalars: list[Expr] = []
     i = 0
-    out = list(chain)
-    while i + 1 < len(out):
-        a, b = out[i], out[i + 1]
-        if a.shape[0] == 1 and b.shape[1] == 1 and (_is_ones(a) or _is_ones(b)) and len(out) > 2 or \
-                (len(out) == 2 and a.shape[0] == 1 and b.shape[1] == 1 and (_is_ones(a) or _is_ones(b))):
-            other = b if _is_ones(a) else a
-            sums.append(sum_(transpose(other) if other.shape[0] == 1 and other.shape[1] != 1 else other))
-            del out[i:i + 2]
-            continue
+    while i < len(chain):
+        if chain[i].shape[0] == 1:
+            j = next((k for k in range(i, len(chain)) if chain[k].shape[1] == 1), None)
+            if j is not None and j > i and (i > 0 or j < len(chain) - 1 or (j == i + 1 and
+                                                                          (_is_ones(chain[i]) or _is_ones(chain[j])))):
+                segment = chain[i:j + 1]
+                if len(segment) == 2 and (_is_ones(segment[0]) or _is_ones(segment[1])):
+                    other = segment[1] if _is_ones(segment[0]) else segment[0]
+                    scalars.append(sum_(other))
+                else:
+                    scalars.append(Mul(tuple(segment)))
+                i = j + 1
+                continue
+        out.append(chain[i])
         i += 1
-    return out, sums
+    return out, scalars
 
 
 def _chain_shape(chain: list[Expr]) -> Shape:
@@ -340,8 +355,8 @@ def func(name: str, x: Expr) -> Expr:
 
 def trace(x: Expr) -> Expr:
     """tr(x); scalars leave, transposes vanish, and the cyclic rule turns tr(u*v'*…) into v'*…*u."""
-    if x.is_scalar:
-        return x
+    if x.is_scalar or is_zero(x):
+        return ZERO if is_zero(x) else x
     if isinstance(x, Transpose):
         return trace(x.arg)
     if isinstance(x, Mul):
@@ -358,8 +373,8 @@ def trace(x: Expr) -> Expr:
 
 def sum_(x: Expr) -> Expr:
     """Sum of all entries; sum(u∘v) of column vectors is u'*v."""
-    if x.is_scalar:
-        return x
+    if x.is_scalar or is_zero(x):
+        return ZERO if is_zero(x) else x
     if isinstance(x, Var) and x.kind == "prob":
         return ONE
     if isinstance(x, Mul) and x.scalars:
