@@ -141,7 +141,10 @@ Examples:
 @click.option("--wrt", multiple=True, metavar="NAME",
               help="Variables the network carries gradients to (default: the matrices, as weights).")
 @shape_option
-def network(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...]) -> None:
+@click.option("--draw", "draw_to", metavar="FILE", default=None,
+              help="Also draw the network with Graphviz to FILE (.dot, .svg, .png or .pdf; "
+                   ".svg/.png/.pdf need the dot program).")
+def network(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...], draw_to: str | None) -> None:
     """Show EXPR as a layered network: weight, activation f, f′, input z and delta of each layer."""
     def body() -> int:
         import matgrad
@@ -151,8 +154,11 @@ def network(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...]) -> None:
             f, variables, _ = matgrad.api.compile_expression(expr, shapes)
             names = [v.name for v in default_wrt(variables)]
         d = matgrad.derive(expr, names, shapes)
-        click.echo(f"F = {expr}")
+        click.echo(f"F = {expr.strip()}")
         click.echo(str(d.network))
+        if draw_to:
+            from matgrad.draw import render
+            click.echo(f"drew the network to {render(d, draw_to, title=expr)}")
         return 0
     _run(body)
 
@@ -176,6 +182,79 @@ def check(expr: str, wrt: str, claim: str, shapes: tuple[str, ...], seed: int) -
         if not result.ok:
             click.echo(f"matgrad derives: ∇_{wrt} F = {to_text(result.derived, name_shared=True)}")
         return 0 if result.ok else 1
+    _run(body)
+
+
+@main.command("recipes")
+def recipes_cmd() -> None:
+    """List the worked examples (recipes): `matgrad recipe NAME` shows one."""
+    def body() -> int:
+        from matgrad import recipes
+        rs = recipes.all_recipes()
+        width = max(len(r.name) for r in rs)
+        for r in rs:
+            flag = "  [source has a typo]" if r.printed_is_wrong else ""
+            click.echo(f"{r.name.ljust(width)}  {r.title}{flag}")
+        return 0
+    _run(body)
+
+
+@main.command("recipe", epilog="""\b
+Examples:
+  matgrad recipe ufldl_ica
+  matgrad recipe sadeghi_trick""")
+@click.argument("name")
+@click.option("--no-verify", is_flag=True, help="Skip the numerical check of the derived gradient.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the verifier's random inputs.")
+def recipe_cmd(name: str, no_verify: bool, seed: int) -> None:
+    """Work through recipe NAME: network table, deltas, gradient, verification, and the check of
+    the gradient as its source prints it (typos flagged). Exit 1 if anything is not as recorded."""
+    def body() -> int:
+        from matgrad import recipes
+        text, ok = recipes.render(recipes.load(name), verify=not no_verify, seed=seed)
+        click.echo(text)
+        return 0 if ok else 1
+    _run(body)
+
+
+@main.command(epilog="""\b
+Examples:
+  matgrad notes ufldl_ica -o ica.tex
+  matgrad notes "||A*s - x||^2 + gamma*||A||^2" --wrt A --wrt s -o notes.tex""")
+@click.argument("target", metavar="NAME|EXPR")
+@click.option("--wrt", multiple=True, metavar="NAME", help="Variables (for an expression; a recipe has its own).")
+@shape_option
+@click.option("-o", "--output", metavar="FILE", default="-", show_default=True,
+              help="Where to write the .tex document (- for standard output).")
+@click.option("--no-verify", is_flag=True, help="Leave out the numerical verification.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the verifier's random inputs.")
+def notes(target: str, wrt: tuple[str, ...], shapes: tuple[str, ...], output: str, no_verify: bool,
+          seed: int) -> None:
+    """Write a complete LaTeX document (amsmath, amssymb, booktabs) for recipe NAME or for EXPR:
+    the function, the network table, the deltas layer by layer, the gradient."""
+    def body() -> int:
+        import matgrad
+        from matgrad import notes as N, recipes
+        from matgrad.errors import MatgradError
+        if target in recipes.names():
+            if wrt or shapes:
+                raise MatgradError(f"{target} is a recipe: it brings its own --wrt and --shape")
+            doc = N.recipe_notes(recipes.load(target), verify=not no_verify, seed=seed)
+        else:
+            if not wrt:
+                raise MatgradError(f"{target!r} is not a recipe (`matgrad recipes` lists them); "
+                                   "for an expression give --wrt")
+            doc = N.notes_document(matgrad.derive(target, list(wrt), shapes), verify=not no_verify, seed=seed)
+        if output == "-":
+            click.echo(doc, nl=False)
+        else:
+            try:
+                with open(output, "w", encoding="utf-8") as fh:
+                    fh.write(doc)
+            except OSError as e:
+                raise MatgradError(f"cannot write {output}: {e.strerror}") from None
+            click.echo(f"wrote {output} (compile with: pdflatex {output})", err=True)
+        return 0
     _run(body)
 
 

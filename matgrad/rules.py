@@ -91,9 +91,13 @@ def matpow_adjoint(y: MatPow, G: Expr, i: int) -> Expr:
 
 
 def softmax_adjoint(y: Softmax, G: Expr, i: int) -> Expr:
-    """Softmax: with s = softmax(v), v̄ = s ∘ Ḡ − s (sᵀ Ḡ)."""
+    """Softmax: with s = softmax(v), v̄ = s ∘ Ḡ − s (sᵀ Ḡ).
+
+    sᵀḠ is written sum(s ∘ Ḡ) so that a Ḡ = −y ./ s from log(softmax(v)) cancels to −sum(y).
+    """
     s = S.softmax(y.arg)
-    return S.sub(S.hadamard(s, G), S.mul(S.mul(S.transpose(s), G), s))
+    s_dot_g = S.sum_(S.hadamard(s, G))
+    return S.sub(S.hadamard(s, G), S.mul(s_dot_g, s))
 
 
 RULES: dict[type, Rule] = {

@@ -170,6 +170,8 @@ def mul(*factors: Expr) -> Expr:
             scalars.remove(s)
     if len(chain) > 1:
         chain = [f for f in chain if not isinstance(f, Identity)] or [chain[0]]
+    if len(chain) > 1:
+        chain = _merge_chain_powers(chain) or [Identity(shape[0])]  # X*inv(X) is I of X's size
     units = [f for f in scalars if isinstance(f, Mul) and f.chain]
     if not chain and len(units) == 1:  # -(x'*A*x) and -x'*A*x are one form: the product is the chain
         scalars.remove(units[0])
@@ -177,6 +179,8 @@ def mul(*factors: Expr) -> Expr:
     chain, inner_scalars = _scalar_segments(chain)
     if inner_scalars:
         return mul(const(coef), *scalars, *inner_scalars, *chain)
+    if shape == SCALAR and len(chain) > 1:  # a 1×1 product equals its transpose: a'*X*b, not b'*X'*a
+        chain = orient_chain(chain)
     out: list[Expr] = ([] if coef == 1 else [const(coef)]) + scalars + chain
     if not out:
         return ONE if shape == SCALAR else Identity(shape[0])
@@ -209,12 +213,89 @@ def _scalar_segments(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
                     other = segment[1] if _is_ones(segment[0]) else segment[0]
                     scalars.append(sum_(other))
                 else:
-                    scalars.append(Mul(tuple(segment)))
+                    scalars.append(Mul(tuple(orient_chain(segment))))
                 i = j + 1
                 continue
         out.append(chain[i])
         i += 1
     return out, scalars
+
+
+def _matrix_power_parts(f: Expr) -> tuple[Expr, int] | None:
+    """A square chain factor as base^k with an integer k (negative for inverses), or None."""
+    if f.shape[0] != f.shape[1] or isinstance(f, (Identity, Fill)):
+        return None
+    base, k = (f.arg, f.k) if isinstance(f, MatPow) else (f, 1)
+    if isinstance(base, Inverse):
+        return base.arg, -k
+    if isinstance(base, Transpose) and isinstance(base.arg, Inverse):  # inv(X)' = inv(X')
+        return transpose(base.arg.arg), -k
+    return base, k
+
+
+def _matrix_power(base: Expr, k: int) -> Expr:
+    if k == 0:
+        return Identity(base.shape[0])
+    if k < 0:
+        return matpow(inverse(base), -k)
+    return matpow(base, k)
+
+
+def _merge_chain_powers(chain: list[Expr]) -> list[Expr]:
+    """Neighbouring powers of one square base multiply: X*X → X^2, X^2*X → X^3,
+    X*inv(X) → I (dropped), inv(X)'*X' → I. Exact (where the inverses exist, which is
+    where the product is defined); the chain only gets shorter, so this terminates."""
+    out: list[Expr] = []
+    for f in chain:
+        cur = f
+        while out:
+            a, b = _matrix_power_parts(out[-1]), _matrix_power_parts(cur)
+            if a is None or b is None or a[0] != b[0]:
+                break
+            out.pop()
+            cur = _matrix_power(a[0], a[1] + b[1])
+        if not isinstance(cur, Identity):
+            out.append(cur)
+    return out
+
+
+def transpose_count(e: Expr) -> int:
+    """How many transposes (') the printed text of `e` has: Transpose nodes and row vectors of ones."""
+    cache = _TCOUNT
+    if e in cache:
+        return cache[e]
+    if len(cache) > 200_000:
+        cache.clear()
+    for node in postorder(e):
+        if node in cache:
+            continue
+        own = 1 if isinstance(node, Transpose) or (isinstance(node, Fill) and node.dims[0] == 1
+                                                    and node.dims[1] != 1) else 0
+        cache[node] = own + sum(cache[c] for c in node.children())
+    return cache[e]
+
+
+_TCOUNT: dict[Expr, int] = {}
+
+
+def orient_chain(chain: list[Expr] | tuple[Expr, ...], *, ties: bool = False) -> list[Expr]:
+    """A 1×1 product equals its transpose (a'*X*b = b'*X'*a): the orientation with fewer
+    transposes. With `ties`, equally many are decided by a fixed order (fewer transposed
+    compound factors, then the text), so that x'*y and y'*x become like terms."""
+    chain = list(chain)
+    flipped = [transpose(f) for f in reversed(chain)]
+    a, b = sum(transpose_count(f) for f in chain), sum(transpose_count(f) for f in flipped)
+    if b < a:
+        return flipped
+    if b > a or not ties:
+        return chain
+
+    def key(ch: list[Expr]) -> tuple[int, str]:
+        from .printers import to_text  # printers imports only ir
+        compound = sum(1 for f in ch if isinstance(f, Transpose) and not isinstance(f.arg, Var))
+        return compound, to_text(Mul(tuple(ch)))
+
+    return flipped if key(flipped) < key(chain) else chain
 
 
 def _chain_shape(chain: list[Expr]) -> Shape:
@@ -329,8 +410,6 @@ def func(name: str, x: Expr) -> Expr:
     """Elementwise function application with the few exact identities that shorten results."""
     if name == "log" and isinstance(x, Det):
         return logdet(x.arg)
-    if name == "log" and isinstance(x, Softmax):  # log-softmax: exact and numerically stable
-        return sub(x.arg, fill(logsumexp(x.arg), x.shape))
     if name == "log" and isinstance(x, Func) and x.name == "exp":
         return x.arg
     if name == "exp" and isinstance(x, Func) and x.name == "log":
