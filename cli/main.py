@@ -82,8 +82,10 @@ def main() -> None:
 @click.option("--wrt", multiple=True, required=True, metavar="NAME",
               help="Variable to differentiate with respect to. Repeatable; one backward pass serves all.")
 @shape_option
-@click.option("--format", "fmt", type=click.Choice(["text", "latex", "sympy", "json"]), default="text",
-              show_default=True, help="Output format of the gradient.")
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "sympy", "json", "numpy", "jax", "torch"]),
+              default="text", show_default=True,
+              help="Output format of the gradient; numpy/jax/torch print a Python function value_and_grad(...) "
+              "computing F and the gradients together (the verification, if any, follows as comments).")
 @click.option("--explain", is_flag=True, help="Print the network, the delta of each layer, each occurrence's "
               "contribution, then the gradient.")
 @click.option("--no-verify", is_flag=True, help="Skip the numerical check against finite differences.")
@@ -97,6 +99,11 @@ def derive(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...], fmt: str, e
         report = None if no_verify else d.verify(seed=seed) if len(d.absent) < len(d.wrt) else None
         if fmt == "json":
             click.echo(json.dumps(_json(d, report), indent=2, ensure_ascii=False))
+        elif fmt in ("numpy", "jax", "torch"):
+            from matgrad.codegen import generate
+            click.echo(generate(d.expr, d.gradients_ir, fmt, order=d.variables), nl=False)
+            if report is not None:
+                click.echo("\n" + "\n".join("# " + line for line in str(report).splitlines()))
         else:
             if explain:
                 click.echo(d.explain())

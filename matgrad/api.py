@@ -136,6 +136,21 @@ class Derivation:
     def _repr_latex_(self) -> str:
         return "$$" + " \\\\ ".join(self.latex(n) for n in self.wrt) + "$$"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the network table and the gradients."""
+        from .notes import derivation_html
+        return derivation_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter: the network picture, when Graphviz's dot program is installed."""
+        from .draw import dot_available, svg
+        if not dot_available():
+            return None
+        try:
+            return svg(self.network, self.wrt)
+        except MatgradError:
+            return None
+
 
 _REGISTRY: dict[Any, Expr] = {}
 
@@ -170,7 +185,9 @@ def derive(expr: str, wrt: str | Iterable[str], shapes: Shapes = None) -> Deriva
     network = build_network(f, present or default_wrt(variables))
     also = frozenset(l.z for l in network.layers) | {network.output}
     adj = backward(network.expr, present, also=also)
-    network.deltas = {l.index: S.simplify(_layer_delta(l, adj)) for l in network.layers}
+    # Simplified on first use (network view, --explain): each delta is simplified on its own,
+    # so computing them all costs O(depth²) and a plain derive need not pay it.
+    network.deltas = _LazyDeltas(lambda: {l.index: S.simplify(_layer_delta(l, adj)) for l in network.layers})
     gradients: dict[str, Expr] = {}
     for n in names:
         if n in variables:
@@ -190,6 +207,32 @@ def _transpose_terms(g: Expr) -> Expr:
     if isinstance(g, Add):
         return S.add(*(S.transpose(t) for t in g.terms))
     return S.transpose(g)
+
+
+class _LazyDeltas(Mapping):
+    """A read-only dict computed by `compute()` the first time it is read."""
+
+    def __init__(self, compute: Any) -> None:
+        self._compute = compute
+        self._data: dict | None = None
+
+    def _get(self) -> dict:
+        if self._data is None:
+            self._data = self._compute()
+            self._compute = None
+        return self._data
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
 
 
 def _layer_delta(layer: Layer, adj: Adjoints) -> Expr:

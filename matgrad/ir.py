@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 Dim = Union[int, str]
 Shape = tuple[Dim, Dim]
@@ -36,11 +36,35 @@ def _cached_hash(self: "Expr") -> int:
 
 
 def _structural_eq(self: "Expr", other: object) -> bool:
+    # Iterative, and each pair of objects is compared once: two equal but distinct deep
+    # trees (a 128-layer network) neither exhaust the stack nor re-compare shared subtrees.
     if self is other:
         return True
     if type(self) is not type(other) or hash(self) != hash(other):
         return False
-    return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
+    stack: list[tuple[Any, Any]] = [(self, other)]
+    seen: set[tuple[int, int]] = set()
+    while stack:
+        a, b = stack.pop()
+        if a is b:
+            continue
+        if type(a) is not type(b) or hash(a) != hash(b):
+            return False
+        key = (id(a), id(b))
+        if key in seen:
+            continue
+        seen.add(key)
+        for name in a._field_names:
+            x, y = getattr(a, name), getattr(b, name)
+            if isinstance(x, Expr):
+                stack.append((x, y))
+            elif isinstance(x, tuple) and x and isinstance(x[0], Expr):
+                if not isinstance(y, tuple) or len(x) != len(y):
+                    return False
+                stack.extend(zip(x, y))
+            elif x != y:
+                return False
+    return True
 
 
 def node(cls: type) -> type:
@@ -52,11 +76,13 @@ def node(cls: type) -> type:
             original_post_init(self)
         object.__setattr__(self, "shape", self._shape())
         # Hashed at construction: children are hashed already, so this is O(1) and never recursive.
-        fields = tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+        fields = tuple(getattr(self, f) for f in self._field_names)
         object.__setattr__(self, "_hash", hash((type(self).__name__,) + fields))
 
     cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
     cls = dataclass(frozen=True, eq=False, repr=False)(cls)
+    # dataclasses.fields() is slow and nodes are built by the hundred thousand: read it once.
+    cls._field_names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[attr-defined]
     cls.__hash__ = _cached_hash  # type: ignore[assignment]
     cls.__eq__ = _structural_eq  # type: ignore[assignment]
     return cls
@@ -66,6 +92,7 @@ class Expr:
     """Base of all nodes. `shape` is computed once at construction."""
 
     shape: Shape
+    _field_names: tuple[str, ...] = ()
 
     def _shape(self) -> Shape:  # pragma: no cover - every node overrides
         raise NotImplementedError
@@ -76,8 +103,8 @@ class Expr:
 
     def children(self) -> tuple[Expr, ...]:
         out: list[Expr] = []
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
+        for name in self._field_names:
+            v = getattr(self, name)
             if isinstance(v, Expr):
                 out.append(v)
             elif isinstance(v, tuple) and v and isinstance(v[0], Expr):
@@ -88,14 +115,14 @@ class Expr:
         """The same node over new children (same count, same order as `children()`)."""
         it = iter(new)
         kwargs = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
+        for name in self._field_names:
+            v = getattr(self, name)
             if isinstance(v, Expr):
-                kwargs[f.name] = next(it)
+                kwargs[name] = next(it)
             elif isinstance(v, tuple) and v and isinstance(v[0], Expr):
-                kwargs[f.name] = tuple(next(it) for _ in v)
+                kwargs[name] = tuple(next(it) for _ in v)
             else:
-                kwargs[f.name] = v
+                kwargs[name] = v
         return type(self)(**kwargs)
 
     def __repr__(self) -> str:

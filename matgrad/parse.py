@@ -48,7 +48,25 @@ class Syntax:
 def _parser() -> Any:
     from lark import Lark  # imported lazily: the grammar is compiled once per process
     grammar = (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    # Building the LALR tables costs ~50 ms, most of a CLI call; lark caches them in a file
+    # it checks against the grammar, the options and its own version (a stale or broken
+    # cache is rebuilt). Without a writable cache directory we simply build every time.
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                cache=_cache_file() or False)
+
+
+def _cache_file() -> str | None:
+    """A per-user file for lark's parser cache: $XDG_CACHE_HOME/matgrad or ~/.cache/matgrad."""
+    import os
+    import sys
+    if os.environ.get("MATGRAD_NO_CACHE"):
+        return None
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "matgrad"
+        base.mkdir(parents=True, exist_ok=True)
+        return str(base / f"grammar-py{sys.version_info[0]}{sys.version_info[1]}.lark-cache")
+    except (OSError, RuntimeError):
+        return None
 
 
 _TOKEN_NAMES = {"NUMBER": "a number", "NAME": "a name", "TRANSPOSE": "'", "HADAMARD": "'.*'",

@@ -17,7 +17,9 @@ from .ir import (
 )
 
 # Precedence: higher binds tighter.
-SUM, PRODUCT, UNARY, POSTFIX, ATOM = 1, 2, 3, 4, 5
+# A power (x^2, X^3, ||x||^2) binds looser than ' and cannot itself be the base of another
+# power or be transposed without parentheses: (x^2)', (||x||^2)^3.
+SUM, PRODUCT, UNARY, POWER, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
 
 
 def format_number(v: Fraction) -> tuple[str, int]:
@@ -37,7 +39,7 @@ def format_number(v: Fraction) -> tuple[str, int]:
 
 
 def _norm_sugar(e: Expr) -> tuple[str, Expr] | None:
-    """Recognise ||E||^2, ||E|| and ||E||_1: (kind, E)."""
+    """Recognise ||E||^2, ||E||, ||E||^k and ||E||_1: (kind, E)."""
     if isinstance(e, Sum) and isinstance(e.arg, Power) and e.arg.exponent == 2:
         return "^2", e.arg.arg
     if isinstance(e, Sum) and isinstance(e.arg, Func) and e.arg.name == "abs":
@@ -45,6 +47,9 @@ def _norm_sugar(e: Expr) -> tuple[str, Expr] | None:
     if isinstance(e, Power) and e.exponent == Fraction(1, 2) and isinstance(e.arg, Sum) \
             and isinstance(e.arg.arg, Power) and e.arg.arg.exponent == 2:
         return "", e.arg.arg.arg
+    if isinstance(e, Power) and (2 * e.exponent).denominator == 1 and isinstance(e.arg, Sum) \
+            and isinstance(e.arg.arg, Power) and e.arg.arg.exponent == 2:
+        return f"^{int(2 * e.exponent)}", e.arg.arg.arg  # ||E||^k = (sum(E.^2))^(k/2)
     return None
 
 
@@ -79,7 +84,9 @@ def _render_node(e: Expr, out: dict[Expr, tuple[str, int]], wrap) -> tuple[str, 
     if sugar:
         kind, inner = sugar
         body = f"||{out[inner][0]}||"
-        return (body + "^2", POSTFIX) if kind == "^2" else (body + kind, ATOM)
+        if kind.startswith("^"):
+            return body + kind, POWER
+        return body + kind, ATOM
     if isinstance(e, Var):
         return e.name, ATOM
     if isinstance(e, Const):
@@ -121,7 +128,7 @@ def _render_node(e: Expr, out: dict[Expr, tuple[str, int]], wrap) -> tuple[str, 
     if isinstance(e, Func):
         return f"{e.name}({out[e.arg][0]})", ATOM
     if isinstance(e, MatPow):
-        return f"{wrap(e.arg, POSTFIX)}^{e.k}", POSTFIX
+        return f"{wrap(e.arg, POSTFIX)}^{e.k}", POWER
     name = _CALLS.get(type(e))
     if name:
         return f"{name}({out[e.children()[0]][0]})", ATOM
@@ -133,7 +140,7 @@ def _render_power(e: Power, out, wrap) -> tuple[str, int]:  # type: ignore[no-un
     if e.exponent == Fraction(1, 2):
         return f"sqrt({out[e.arg][0]})", ATOM
     op = "^" if e.is_scalar else ".^"
-    return f"{base}{op}{_exponent(e.exponent)}", POSTFIX
+    return f"{base}{op}{_exponent(e.exponent)}", POWER
 
 
 def _signed_term(t: Expr, out, wrap) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
@@ -163,8 +170,9 @@ def _render_mul(e: Expr, out, wrap, allow_single: bool = False) -> tuple[str, in
     if isinstance(factors[0], Const) and factors[0].value == -1 and len(factors) > 1:
         prefix = "-"
         factors = factors[1:]
-    # Scalar factors with exponent -1 print as a division at the end: a*b/c.
-    divisors = [f for f in factors if f.is_scalar and isinstance(f, Power) and f.exponent == -1
+    # Scalar factors with a negative exponent print as a division at the end: a*b/c,
+    # x/||x||, x/(x'*x)^(3/2).
+    divisors = [f for f in factors if f.is_scalar and isinstance(f, Power) and f.exponent < 0
                 and len(factors) > 1]
     factors = [f for f in factors if f not in divisors]
     pieces = []
@@ -178,8 +186,9 @@ def _render_mul(e: Expr, out, wrap, allow_single: bool = False) -> tuple[str, in
     s = prefix + "*".join(pieces)
     for d in divisors:
         assert isinstance(d, Power)
-        ds, dp = out[d.arg] if d.arg in out else _render_node(d.arg, out, wrap)
-        s += "/" + (f"({ds})" if dp <= PRODUCT or (isinstance(d.arg, Mul) and d.arg.chain) else ds)
+        den = d.arg if d.exponent == -1 else Power(d.arg, -d.exponent)
+        ds, dp = out[den] if den in out else _render_node(den, out, wrap)
+        s += "/" + (f"({ds})" if dp <= PRODUCT or (isinstance(den, Mul) and den.chain) else ds)
     return s, (UNARY if prefix and len(pieces) == 1 and not divisors else PRODUCT)
 
 

@@ -105,7 +105,7 @@ def explain(d: "Derivation") -> str:
             elif c.via in index_of:
                 layer = net.layers[index_of[c.via] - 1]
                 i = layer.index
-                if layer.kind == "weight" and layer.weight == Var(name, layer.weight.shape, layer.weight.kind):
+                if layer.kind == "weight" and isinstance(layer.weight, Var) and layer.weight.name == name:
                     form = f"δ{sup(i + 1)} a{sup(i)}ᵀ" if layer.side == "left" else f"a{sup(i)}ᵀ δ{sup(i + 1)}"
                     lines.append(f"  {name} as the weight of layer {i}: {form} = {amount}")
                 else:

@@ -139,12 +139,13 @@ def mul(*factors: Expr) -> Expr:
         if isinstance(f, Const):
             coef *= f.value
         elif f.is_scalar:
-            if isinstance(f, Mul):  # x'*y with a coefficient: pull the numbers out
-                for g in f.factors:
+            if isinstance(f, Mul):  # c*alpha*x'*y: numbers and scalars join ours, x'*y stays one factor
+                for g in f.scalars:
                     if isinstance(g, Const):
                         coef *= g.value
-                inner = tuple(g for g in f.factors if not isinstance(g, Const))
-                f = inner[0] if len(inner) == 1 else Mul(inner)
+                    else:
+                        scalars.append(g)
+                f = Mul(f.chain)
             scalars.append(f)
         elif isinstance(f, Fill) and not isinstance(f.value, Const):
             pending.append(f.value)
@@ -310,14 +311,18 @@ def mul_chain(factors: Iterable[Expr]) -> Expr | None:
 
 
 def transpose(x: Expr) -> Expr:
-    """x' pushed towards the leaves; stops at sums, where (a + b)' reads best."""
+    """x' pushed towards the leaves.
+
+    Vanishes on 1×1 values and on provably symmetric matrices (`is_symmetric`: S' = S
+    for symmetric variables, X'*X, A + A', inv(S), …). Through a sum it is kept as
+    (a + b)', which usually reads best, unless spreading it over the terms leaves fewer
+    transposes in total: (A' + B')' → A + B, (inv(r)' - M')' → inv(r) - M.
+    """
     if x.is_scalar:
         return x
     if isinstance(x, Transpose):
         return x.arg
-    if isinstance(x, Var) and x.kind in ("symmetric", "spd"):
-        return x
-    if isinstance(x, (Identity, DiagMat)):
+    if isinstance(x, (Var, Identity, DiagMat)) and _is_symmetric_leaf(x):
         return x
     if isinstance(x, Fill):
         return Fill(x.value, (x.dims[1], x.dims[0]))
@@ -329,13 +334,64 @@ def transpose(x: Expr) -> Expr:
         return power(transpose(x.arg), x.exponent)
     if isinstance(x, Func):
         return func(x.name, transpose(x.arg))
-    if isinstance(x, Inverse) and _is_symmetric(x.arg):
+    if isinstance(x, MatPow):  # (X^k)' = (X')^k
+        return matpow(transpose(x.arg), x.k)
+    if is_symmetric(x):
         return x
+    if isinstance(x, Add):
+        spread = [transpose(t) for t in x.terms]
+        if sum(transpose_count(t) for t in spread) < transpose_count(x) + 1:
+            return add(*spread)
     return Transpose(x)
 
 
-def _is_symmetric(x: Expr) -> bool:
+def _is_symmetric_leaf(x: Expr) -> bool:
     return (isinstance(x, Var) and x.kind in ("symmetric", "spd")) or isinstance(x, (Identity, DiagMat))
+
+
+_SYMMETRIC: dict[Expr, bool] = {}
+
+
+def is_symmetric(x: Expr) -> bool:
+    """Is x' = x provably, from structure alone?
+
+    Symmetric leaves (declared symmetric/spd variables, I, diag(v), square ones*ones');
+    inverses, matrix powers, entrywise functions and powers of symmetric matrices;
+    Hadamard products of symmetric factors; products that read the same transposed
+    backwards (X'*X, x*x', X'*S*X with S symmetric); sums whose terms are symmetric or
+    pair up with their transposes (A + A', a*b' + b*a'). Never claims too much: False
+    only means "not shown".
+    """
+    if x.shape[0] != x.shape[1]:
+        return False
+    if x.is_scalar:
+        return True
+    hit = _SYMMETRIC.get(x)
+    if hit is not None:
+        return hit
+    if len(_SYMMETRIC) > 100_000:
+        _SYMMETRIC.clear()
+    if isinstance(x, (Var, Identity, DiagMat)):
+        out = _is_symmetric_leaf(x)
+    elif isinstance(x, Fill):
+        out = True
+    elif isinstance(x, (Transpose, Inverse, MatPow, Power, Func)):
+        out = is_symmetric(x.arg)  # type: ignore[attr-defined]
+    elif isinstance(x, Hadamard):
+        out = all(is_symmetric(f) for f in x.factors)
+    elif isinstance(x, Mul):
+        ch = x.chain
+        k = len(ch)
+        out = all(ch[i] == transpose(ch[k - 1 - i]) for i in range(k // 2)) and \
+            (k % 2 == 0 or is_symmetric(ch[k // 2]))
+    elif isinstance(x, Add):
+        from collections import Counter
+        out = all(is_symmetric(t) for t in x.terms) or \
+            Counter(x.terms) == Counter(transpose(t) for t in x.terms)
+    else:
+        out = False
+    _SYMMETRIC[x] = out
+    return out
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -447,6 +503,8 @@ def trace(x: Expr) -> Expr:
                 return mul(*chain[i:], *chain[:i])
     if isinstance(x, Add):
         return add(*(trace(t) for t in x.terms))
+    if isinstance(x, DiagMat):  # tr(diag(v)) = sum(v)
+        return sum_(x.arg)
     return Trace(x)
 
 
@@ -459,7 +517,7 @@ def sum_(x: Expr) -> Expr:
     if isinstance(x, Mul) and x.scalars:
         rest = x.chain
         return mul(*x.scalars, sum_(rest[0] if len(rest) == 1 else Mul(rest)))
-    if isinstance(x, Transpose):
+    if isinstance(x, (Transpose, DiagMat)):  # sum(X') = sum(X), sum(diag(v)) = sum(v)
         return sum_(x.arg)
     if isinstance(x, Hadamard) and len(x.factors) == 2 and x.shape[1] == 1:
         return mul(transpose(x.factors[0]), x.factors[1])
@@ -521,16 +579,28 @@ def matpow(x: Expr, k: int) -> Expr:
 
 
 def diag_mat(v: Expr) -> Expr:
-    if isinstance(v, DiagVec) and False:  # diag(diag(X)) is not X; kept for clarity
-        return v
+    """diag(v) of a vector (diag(diag(X)) is not X, so it is left alone)."""
+    if is_zero(v):
+        return zeros((v.shape[0], v.shape[0]))
     return DiagMat(v)
 
 
 def diag_vec(x: Expr) -> Expr:
+    """diag(X): diag(diag(v)) = v, diag(X') = diag(X), diag(c*X) = c*diag(X), diag(I) = ones,
+    and the diagonal of an outer product u*v' is u .* v (x .* x = x.^2)."""
     if isinstance(x, DiagMat):
         return x.arg
     if isinstance(x, Transpose):
         return diag_vec(x.arg)
+    if is_zero(x):
+        return zeros((x.shape[0], 1))
+    if isinstance(x, Identity):
+        return ones((x.n, 1))
+    if isinstance(x, Mul) and x.scalars:
+        rest = x.chain
+        return mul(*x.scalars, diag_vec(rest[0] if len(rest) == 1 else Mul(rest)))
+    if isinstance(x, Mul) and len(x.chain) == 2 and x.chain[0].shape[1] == 1:
+        return hadamard(x.chain[0], transpose(x.chain[1]))
     return DiagVec(x)
 
 
@@ -591,6 +661,7 @@ def canonical(root: Expr) -> Expr:
 
 
 def _terms_parts(t: Expr) -> tuple[Fraction, list[Expr], list[Expr]]:
+    """A term as (numeric coefficient, scalar factors, matrix chain)."""
     c, rest = split_coefficient(t)
     if rest is None:
         return c, [], []
@@ -601,16 +672,183 @@ def _terms_parts(t: Expr) -> tuple[Fraction, list[Expr], list[Expr]]:
     return c, [], [rest]
 
 
-def factor_sum(s: Add) -> Expr:
-    """Take a common coefficient, common scalar factors and common outer chain factors out of a sum."""
-    parts = [_terms_parts(t) for t in s.terms]
+# ----------------------------------------------------------------------------- size
+
+_COST: dict[Expr, int] = {}
+
+
+def cost(e: Expr) -> int:
+    """The number of operators in the printed text of `e` (+, -, *, /, .*, ^, ', function
+    names, norms), counted on the tree as `to_text` prints it without `where` names.
+    The final pass keeps whichever of several equal forms costs least."""
+    cache = _COST
+    if e in cache:
+        return cache[e]
+    if len(cache) > 200_000:
+        cache.clear()
+    for node in postorder(e):
+        if node not in cache:
+            cache[node] = _node_cost(node, cache)
+    return cache[e]
+
+
+def shared_cost(e: Expr) -> int:
+    """`cost` with a sum that occurs more than once counted once, as `to_text(…,
+    name_shared=True)` prints it (`… where r = A*x - b`): the largest three such sums."""
+    counts: dict[Expr, int] = {e: 1}
+    order = postorder(e)
+    for x in reversed(order):
+        for c in x.children():
+            counts[c] = counts.get(c, 0) + counts[x]
+    shared = sorted((a for a, n in counts.items() if isinstance(a, Add) and n >= 2 and cost(a) >= 2),
+                    key=lambda a: -cost(a))
+    total = cost(e)
+    taken: list[Expr] = []
+    for a in shared:
+        if len(taken) == 3:
+            break
+        if any(a in set(postorder(t)) for t in taken):
+            continue
+        taken.append(a)
+        total -= (counts[a] - 1) * cost(a)
+    return total
+
+
+def _number_cost(v: Fraction) -> int:
+    return (1 if v < 0 else 0) + (1 if v.denominator != 1 and (v.denominator & (v.denominator - 1)) else 0)
+
+
+def _node_cost(e: Expr, c: dict[Expr, int]) -> int:
+    kids = e.children()
+    below = sum(c[k] for k in kids)
+    if isinstance(e, (Var, Identity)):
+        return 0
+    if isinstance(e, Const):
+        return _number_cost(e.value)
+    if isinstance(e, Fill):
+        r, k = e.dims
+        shape_cost = 0 if k == 1 else (1 if r == 1 else 2)
+        if isinstance(e.value, Const):
+            return 0 if e.value.value == 0 else shape_cost + (0 if e.value.value == 1 else 1 + below)
+        return shape_cost + 1 + below
+    if isinstance(e, (Add, Hadamard)):
+        return len(kids) - 1 + below
+    if isinstance(e, Mul):
+        lead = e.factors[0]
+        if isinstance(lead, Const) and lead.value == -1:
+            return 1 + below  # -x, not -1*x
+        return len(kids) - 1 + below
+    if isinstance(e, Power):
+        p = abs(e.exponent) if e.is_scalar else e.exponent  # a scalar's s^-k prints as …/s^k
+        if isinstance(e.arg, Sum) and isinstance(e.arg.arg, Power) and e.arg.arg.exponent == 2 \
+                and (2 * p).denominator == 1:
+            return (1 if p == Fraction(1, 2) else 2) + c[e.arg.arg.arg]  # ||E||, ||E||^k
+        if p == 1:
+            return below
+        if p == Fraction(1, 2):
+            return 1 + below
+        return 1 + below + (1 if p < 0 else 0) + (1 if p.denominator != 1 else 0)
+    if isinstance(e, Sum) and isinstance(e.arg, Power) and e.arg.exponent == 2:
+        return 2 + c[e.arg.arg]  # ||E||^2
+    if isinstance(e, Sum) and isinstance(e.arg, Func) and e.arg.name == "abs":
+        return 1 + c[e.arg.arg]  # ||E||_1
+    return 1 + below  # ', function names, ^k
+
+
+# ----------------------------------------------------------------------------- expand, collect, factor
+
+# Most monomials an expansion may produce, and most terms the partial-factoring search takes.
+EXPAND_LIMIT = 40
+SEARCH_LIMIT = 10
+
+
+def _expand(e: Expr, memo: dict[Expr, list[Expr] | None]) -> list[Expr] | None:
+    """Monomials whose sum is `e`: products distributed over sums (scalar sums too) and
+    transposes spread over sums; every other node is an atom. None when there would be
+    more than EXPAND_LIMIT monomials. Exact: distributivity and (a + b)' = a' + b'."""
+    if e in memo:
+        return memo[e]
+    out: list[Expr] | None
+    if isinstance(e, Add):
+        out = []
+        for t in e.terms:
+            sub = _expand(t, memo)
+            if sub is None or len(out) + len(sub) > EXPAND_LIMIT:
+                out = None
+                break
+            out.extend(sub)
+    elif isinstance(e, Mul):
+        out = [ONE]
+        for f in e.factors:
+            sub = _expand(f, memo)
+            if sub is None or len(out) * len(sub) > EXPAND_LIMIT:
+                out = None
+                break
+            out = [mul(a, b) for a in out for b in sub]
+    elif isinstance(e, Transpose) and isinstance(e.arg, Add):
+        sub = _expand(e.arg, memo)
+        out = None if sub is None else [transpose(t) for t in sub]
+    else:
+        out = [e]
+    memo[e] = out
+    return out
+
+
+def orient(e: Expr) -> Expr:
+    """Every 1×1 product in the factors of `e` (and `e` itself, when it is one) read in the
+    orientation `orient_chain(…, ties=True)` picks: x'*y and y'*x become the same term."""
+    if not isinstance(e, Mul):
+        return e
+    scalars = [Mul(tuple(orient_chain(f.factors, ties=True))) if isinstance(f, Mul) and not f.scalars
+               else f for f in e.scalars]
+    chain = list(e.chain)
+    if e.is_scalar and len(chain) > 1:
+        chain = orient_chain(chain, ties=True)
+    if scalars == list(e.scalars) and chain == list(e.chain):
+        return e
+    return mul(*scalars, *chain)
+
+
+def order_terms(s: Expr) -> Expr:
+    """A + A' rather than A' + A: a term whose transpose is also in the sum with fewer
+    transposes goes after it (otherwise the order is kept)."""
+    if not isinstance(s, Add):
+        return s
+    ts = list(s.terms)
+    present = set(ts)
+
+    def late(t: Expr) -> bool:
+        if t.shape[0] != t.shape[1] or t.is_scalar:
+            return False
+        tt = transpose(t)
+        return tt != t and tt in present and transpose_count(tt) < transpose_count(t)
+
+    ts.sort(key=late)
+    return Add(tuple(ts)) if ts != list(s.terms) else s
+
+
+def _sum(terms: list[Expr]) -> Expr:
+    return order_terms(add(*terms))
+
+
+def _common_part(parts: list[tuple[Fraction, list[Expr], list[Expr]]]
+                 ) -> tuple[Fraction, list[Expr], list[Expr], list[Expr], list[Expr]] | None:
+    """What every term shares: a coefficient (all equal in size, or all negative), scalar
+    factors, leading and trailing chain factors (each term keeps at least one of its own).
+    Returns (coefficient, scalars, left, right, the remaining terms) or None."""
     coefs = [p[0] for p in parts]
     common_coef = Fraction(1)
     if len({abs(c) for c in coefs}) == 1 and abs(coefs[0]) != 1:
         common_coef = abs(coefs[0])
     if all(c < 0 for c in coefs):
         common_coef = -common_coef
-    common_scalars = [f for f in parts[0][1] if all(f in p[1] for p in parts[1:])]
+    common_scalars: list[Expr] = []
+    pools = [list(p[1]) for p in parts]
+    for f in parts[0][1]:
+        if all(f in pool for pool in pools):
+            common_scalars.append(f)
+            for pool in pools:
+                pool.remove(f)
     left: list[Expr] = []
     right: list[Expr] = []
     chains = [list(p[2]) for p in parts]
@@ -621,32 +859,145 @@ def factor_sum(s: Add) -> Expr:
         right.insert(0, chains[0][-1])
         chains = [ch[:-1] for ch in chains]
     if common_coef == 1 and not common_scalars and not left and not right:
-        return s
-    terms = []
-    for (c, scal, _), ch in zip(parts, chains):
-        rest_scal = list(scal)
-        for f in common_scalars:
-            rest_scal.remove(f)
-        terms.append(mul(const(c / common_coef), *rest_scal, *ch))
-    inner_sum = add(*terms)
-    if isinstance(inner_sum, Add):
-        inner_sum = factor_sum(inner_sum)
-    if isinstance(inner_sum, Add):  # A + A' rather than A' + A
-        ts = list(inner_sum.terms)
-        present = set(ts)  # (a list being sorted reads as empty, so look terms up in a copy)
-        ts.sort(key=lambda t: isinstance(t, Transpose) and t.arg in present)
-        inner_sum = Add(tuple(ts))
-    return mul(const(common_coef), *common_scalars, *left, inner_sum, *right)
+        return None
+    rest = [mul(const(p[0] / common_coef), *pool, *ch) for p, pool, ch in zip(parts, pools, chains)]
+    return common_coef, common_scalars, left, right, rest
+
+
+def _factor(terms: tuple[Expr, ...], memo: dict) -> Expr:
+    """The cheapest factored form found for the sum of `terms` (like terms already collected).
+
+    Candidates, all exact (distributivity): the plain sum; everything the terms share
+    taken out (`_common_part`); terms grouped by their matrix part and matrix parts by
+    equal scalar coefficients ((1 - s)*A + (1 - s)*A' → (1 - s)*(A + A')); and, for a
+    few terms, a factor shared by some of them taken out of those (partial factoring).
+    Only ever keeps a form that costs no more than the plain sum, so it terminates
+    and never lengthens the text.
+    """
+    if len(terms) == 1:
+        return terms[0]
+    if terms in memo:
+        return memo[terms]
+    parts = [_terms_parts(t) for t in terms]
+    common = _common_part(parts)
+    if common is not None:
+        coef, scalars, left, right, rest = common
+        inner = _factor(tuple(rest), memo) if len(rest) > 1 else rest[0]
+        if isinstance(inner, Add) and len(rest) > 1:
+            inner = order_terms(inner)
+        result = mul(const(coef), *scalars, *left, inner, *right)
+        memo[terms] = result
+        return result
+    candidates = [_sum(list(terms))]
+    memo[terms] = candidates[0]  # a re-entrant call on the same terms gets the plain sum
+    candidates.extend(_grouped(parts, memo))
+    if len(terms) <= SEARCH_LIMIT:
+        candidates.extend(_partial(terms, parts, memo))
+    best = min(range(len(candidates)), key=lambda i: (cost(candidates[i]), i))
+    memo[terms] = candidates[best]
+    return candidates[best]
+
+
+def _grouped(parts: list[tuple[Fraction, list[Expr], list[Expr]]], memo: dict) -> list[Expr]:
+    """Σ (scalar sum) * (matrix part): terms with one matrix part share it; matrix parts
+    whose scalar sums agree up to a number share that sum."""
+    by_chain: dict[tuple[Expr, ...], list[Expr]] = {}
+    for c, scal, ch in parts:
+        by_chain.setdefault(tuple(ch), []).append(mul(const(c), *scal))
+    by_poly: dict[Expr | None, list[Expr]] = {}
+    for ch, scalar_terms in by_chain.items():
+        poly = _factor(tuple(scalar_terms), memo) if len(scalar_terms) > 1 else scalar_terms[0]
+        k, rest = split_coefficient(poly)
+        if isinstance(rest, Add) and split_coefficient(rest.terms[0])[0] < 0:
+            k, rest = -k, neg(rest)
+        by_poly.setdefault(rest, []).append(mul(const(k), *ch) if ch else const(k))
+    if not any(len(v) > 1 for v in by_chain.values()) and \
+            not any(poly is not None and len(m) > 1 for poly, m in by_poly.items()):
+        return []
+    out = []
+    for poly, members in by_poly.items():
+        m = _factor(tuple(_collected(members)), memo) if len(members) > 1 else members[0]
+        if isinstance(m, Add):
+            m = order_terms(m)
+        out.append(m if poly is None else mul(poly, m))
+    grouped = _sum(out)
+    if isinstance(grouped, Add) and len(grouped.terms) > 1:
+        shared = _common_part([_terms_parts(t) for t in grouped.terms])
+        if shared is not None:
+            coef, scalars, left, right, rest = shared
+            grouped = mul(const(coef), *scalars, *left, _sum(rest), *right)
+    return [grouped]
+
+
+def _collected(terms: list[Expr]) -> list[Expr]:
+    s = add(*terms)
+    return list(s.terms) if isinstance(s, Add) else [s]
+
+
+def _partial(terms: tuple[Expr, ...], parts: list[tuple[Fraction, list[Expr], list[Expr]]],
+             memo: dict) -> list[Expr]:
+    """For the few factors shared by most (not all) terms: those terms factored, plus the rest."""
+    def keys(p: tuple[Fraction, list[Expr], list[Expr]]) -> set[tuple[str, Expr]]:
+        _, scal, ch = p
+        out = {("s", f) for f in scal}
+        if len(ch) >= 2:
+            out |= {("l", ch[0]), ("r", ch[-1])}
+        return out
+
+    from collections import Counter
+    per_term = [keys(p) for p in parts]
+    counts: Counter[tuple[str, Expr]] = Counter(k for ks in per_term for k in ks)
+    shared = [k for k, n in counts.items() if 2 <= n < len(terms)]
+    shared.sort(key=lambda k: -(counts[k] - 1) * (cost(k[1]) + 1))
+    out = []
+    for k in shared[:3]:
+        group = tuple(t for t, ks in zip(terms, per_term) if k in ks)
+        rest = tuple(t for t, ks in zip(terms, per_term) if k not in ks)
+        first = _factor(group, memo)
+        second = _factor(rest, memo) if len(rest) > 1 else rest[0]
+        out.append(Add((first, second)))
+    return out
+
+
+def _has_sum_factor(e: Expr) -> bool:
+    return isinstance(e, Mul) and any(isinstance(f, Add) or (isinstance(f, Transpose) and isinstance(f.arg, Add))
+                                      for f in e.factors)
+
+
+def _improve(e: Expr, memo: dict, expand_memo: dict) -> Expr:
+    """The cheapest of: `e` with its sum factored, and `e` expanded, collected and factored."""
+    e = orient(e)
+    if not isinstance(e, Add) and not _has_sum_factor(e):
+        return e
+    candidates = [order_terms(_factor(e.terms, memo)) if isinstance(e, Add) else e]
+    mono = _expand(e, expand_memo)
+    if mono is not None:
+        collected = add(*(orient(t) for t in mono))
+        terms = collected.terms if isinstance(collected, Add) else (collected,)
+        candidates.append(order_terms(_factor(tuple(terms), memo)))
+    if len(candidates) == 1 or candidates[1] == candidates[0]:
+        return candidates[0]
+    return min(candidates, key=lambda c: (shared_cost(c), cost(c)))
+
+
+def factor_sum(s: Add) -> Expr:
+    """Common factors taken out of a sum, and the cheapest grouping of the rest (see `_factor`)."""
+    return order_terms(_factor(s.terms, {}))
 
 
 def simplify(root: Expr) -> Expr:
-    """Canonical form, then common factors taken out of every sum (bottom-up)."""
+    """Canonical form, then, bottom-up, every sum and every product of sums brought to the
+    cheapest of its factored form and its expanded-collected-factored form (`_improve`):
+    like terms that only show up after distributing ((inv(r)' - M)' + inv(r)' - …) are
+    collected, 1×1 products are read one way (x'*A'*y = y'*A*x), and common factors
+    come out. Every step is an exact identity and is kept only when the text gets no
+    longer, so the pass terminates and never lengthens the result."""
     e = canonical(root)
     done: dict[Expr, Expr] = {}
+    memo: dict = {}
+    expand_memo: dict = {}
     for node in postorder(e):
         kids = node.children()
         new = _rebuild(node, tuple(done[c] for c in kids)) if kids else node
-        if isinstance(new, Add):
-            new = factor_sum(new)
-        done[node] = new
+        done[node] = _improve(new, memo, expand_memo)
     return done[e]
