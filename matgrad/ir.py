@@ -14,6 +14,7 @@ constructors that keep expressions canonical.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Union
@@ -88,7 +89,28 @@ def node(cls: type) -> type:
     return cls
 
 
-class Expr:
+class _Interning(type):
+    """Constructing a node equal to a live one returns the live one (hash-consing).
+
+    Equal expressions are then one object, so comparing them (dictionary lookups keyed
+    by large subtrees, the simplifier's caches) is an identity test rather than a walk
+    of both trees. The table holds nodes weakly: it never keeps an expression alive.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        key = (cls, tuple(getattr(obj, f) for f in cls._field_names))  # type: ignore[attr-defined]
+        found = _INTERNED.get(key)
+        if found is not None:
+            return found
+        _INTERNED[key] = obj
+        return obj
+
+
+_INTERNED: "weakref.WeakValueDictionary[Any, Expr]" = weakref.WeakValueDictionary()
+
+
+class Expr(metaclass=_Interning):
     """Base of all nodes. `shape` is computed once at construction."""
 
     shape: Shape
