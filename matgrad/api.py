@@ -283,7 +283,7 @@ def _compile_claim(claim: str, variables: dict[str, Var], target: Var) -> Expr:
     """Type the claim with the expression's variables fixed, so the two share dimensions."""
     from .errors import ShapeError
     fixed = {n: (v.shape if v.kind == "general" else (v.kind, v.shape)) for n, v in variables.items()}
-    c = infer_shapes(parse(claim), claim, fixed).expr
+    c = infer_shapes(parse(claim), claim, fixed, result=target.shape).expr
     if c.is_scalar and not target.is_scalar:  # "0" or "1" stands for a constant matrix
         c = S.fill(c, target.shape)
     if c.shape != target.shape:

@@ -69,6 +69,12 @@ def _render(root: Expr, names: dict[Expr, str] | None = None) -> str:
         if e in names and e is not root:
             out[e] = (names[e], ATOM)
             continue
+        if e is not root and isinstance(e, Fill) and isinstance(e.value, Const) and e.value.value == 0 \
+                and not e.is_scalar:
+            # A zero matrix inside an expression keeps its shape: softmax(0*ones), not softmax(0).
+            r, c = e.dims
+            out[e] = ("0*" + ("ones" if c == 1 else ("ones'" if r == 1 else "ones*ones'")), PRODUCT)
+            continue
         out[e] = _render_node(e, out, wrap)
     return out[root][0]
 
@@ -100,7 +106,8 @@ def _render_node(e: Expr, out: dict[Expr, tuple[str, int]], wrap) -> tuple[str, 
             return "0", ATOM
         if isinstance(e.value, Const) and e.value.value == 1:
             return shape_word, prec
-        return f"{wrap(e.value, PRODUCT + 1)}*{shape_word}", PRODUCT
+        plain = isinstance(e.value, Mul) and not e.value.chain  # 2*sum(X)*ones*ones', no parentheses
+        return f"{wrap(e.value, PRODUCT if plain else PRODUCT + 1)}*{shape_word}", PRODUCT
     if isinstance(e, Add):
         parts: list[str] = []
         for i, t in enumerate(e.terms):
@@ -139,6 +146,8 @@ def _render_power(e: Power, out, wrap) -> tuple[str, int]:  # type: ignore[no-un
     base = wrap(e.arg, POSTFIX) if e.arg in out else "?"
     if e.exponent == Fraction(1, 2):
         return f"sqrt({out[e.arg][0]})", ATOM
+    if e.exponent == -1 and not e.is_scalar:  # the entrywise reciprocal
+        return f"1 ./ {wrap(e.arg, PRODUCT + 1)}", PRODUCT
     op = "^" if e.is_scalar else ".^"
     return f"{base}{op}{_exponent(e.exponent)}", POWER
 
@@ -177,7 +186,19 @@ def _render_mul(e: Expr, out, wrap, allow_single: bool = False) -> tuple[str, in
     factors = [f for f in factors if f not in divisors]
     pieces = []
     many = len(factors) + len(divisors) > 1
+    chain = [f for f in factors if not f.is_scalar]
+    # A chain of three or more transposed factors reads shorter with one transpose outside:
+    # -inv(X)'*A'*B'*inv(X)' prints -(inv(X)*B*A*inv(X))' (it parses back to the same form).
+    # (A row vector keeps its leaf transposes: x'*B'*A'.)
+    flip = len(chain) >= 3 and all(isinstance(f, Transpose) for f in chain) and chain[0].shape[0] != 1
+    flipped = False
     for f in factors:
+        if flip and not f.is_scalar:
+            if not flipped:
+                flipped = True
+                inner = _render_mul(Mul(tuple(g.arg for g in reversed(chain))), out, wrap)[0]  # type: ignore[attr-defined]
+                pieces.append(f"({inner})'")
+            continue
         s, p = out[f] if f in out else _render_node(f, out, wrap)
         scalar_product = isinstance(f, Mul) and f.is_scalar and bool(f.chain) and many
         if p <= PRODUCT and not (f is factors[0] and isinstance(f, Const)) or scalar_product:
@@ -189,6 +210,8 @@ def _render_mul(e: Expr, out, wrap, allow_single: bool = False) -> tuple[str, in
         den = d.arg if d.exponent == -1 else Power(d.arg, -d.exponent)
         ds, dp = out[den] if den in out else _render_node(den, out, wrap)
         s += "/" + (f"({ds})" if dp <= PRODUCT or (isinstance(den, Mul) and den.chain) else ds)
+    if flip and len(pieces) == 1 and not prefix and not divisors:
+        return s, POSTFIX
     return s, (UNARY if prefix and len(pieces) == 1 and not divisors else PRODUCT)
 
 

@@ -6,6 +6,18 @@ This is the seeds' δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) ∘ f′(z⁽ˡ�
 contributes Wᵀ Ḡ to its input and Ḡ aᵀ to itself; an activation contributes
 Ḡ ∘ f′(z). Rules build their results with the smart constructors so that
 results are already canonical. Adding an operator = one row here.
+
+Every IR node with operands has its row (tests/test_cookbook.py checks this): sums,
+products (matrix, scalar, and powers of scalar subexpressions such as tr(X'*X)^2 or
+(x'*x)^(-1/2) through Power), transposes, Hadamard products and entrywise division
+(Power with exponent −1; both sides may depend on the variable), entrywise functions,
+broadcasts (I and ones need none: they are leaves), tr, sum, det, logdet, inv / X^-1,
+integer matrix powers X^k, diag in both directions, softmax and logsumexp. Norms are
+sugar: ||E|| = sqrt(sum(E.^2)), ||E||_1 = sum(abs(E)).
+
+Non-smooth points: relu′(0) = step(0) = 0 and abs′(0) = sign(0) = 0, i.e. the gradient
+returned there is the subgradient 0 (the same convention as evaluate.py); sign and step
+have derivative 0 almost everywhere, which is what is returned.
 """
 
 from __future__ import annotations

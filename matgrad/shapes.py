@@ -185,13 +185,18 @@ def _constant(node: Syntax) -> Fraction | None:
     return None
 
 
-def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = None) -> Typed:
+def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = None,
+                 result: tuple[Any, Any] | None = None) -> Typed:
     """Check and infer every shape in `tree`; return the IR built from it.
 
     `declared` maps names to shapes: an int n (vector of length n), a pair (r, c)
     of ints or dimension names, () or "scalar", "vector", "matrix", or a pair
     (kind, dims) with kind "symmetric"/"spd", or "prob" for a probability vector
     (entries ≥ 0 summing to 1, e.g. one-hot labels: sum(y) simplifies to 1).
+    `result`, a pair of ints or dimension names, is the shape the whole expression
+    should have where nothing else fixes it: a claimed gradient `ones*ones'` or `I`
+    of a declared m×n or n×n variable. (Where it cannot be met, the expression keeps
+    the shape it has and the caller reports the difference.)
     """
     declared = dict(declared or {})
     nodes = iter_postorder(tree)
@@ -363,6 +368,18 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
                                          lambda k: S.power(S.sum_(S.power(k[0], 2)), Fraction(1, 2)))
         else:  # pragma: no cover - the grammar has no other operations
             raise ParseError(f"unknown operation {op}", text=text, pos=node.pos)
+
+    if result is not None:
+        want = []
+        for d in result:
+            if isinstance(d, int):
+                want.append(dims.ONE if d == 1 else dims.new(value=d))
+            else:
+                named = [i for i in range(len(dims.name)) if dims.name[i] == d and dims.find(i) == i]
+                want.append(named[0] if named else dims.new(name=str(d), rigid=True))
+        got = typed[id(tree)].shape
+        if not is_scalar(got):
+            unify_shapes(got, (want[0], want[1]))
 
     built: dict[int, Expr] = {}
     for node in nodes:

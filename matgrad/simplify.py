@@ -1,23 +1,40 @@
 """Smart constructors that keep expressions canonical, and the final `simplify` pass.
 
-Every constructor here returns an expression equal (as a function) to the raw node
-it stands for, in a canonical form:
-- sums are flat, zero terms dropped, like terms collected (2*a + 3*a → 5*a);
+Every constructor here returns an expression equal (as a function, on its domain) to
+the raw node it stands for, in a canonical form:
+- sums are flat, zero terms dropped, like terms collected (2*a + 3*a → 5*a), also
+  when they differ only in the order of commuting factors (x .* a + a .* x → 2*(x .* a),
+  alpha*beta*x + beta*alpha*x); broadcast scalars merge (a*ones + b*ones → (a + b)*ones);
 - products are flat, constants folded into one leading coefficient, scalar (1×1)
-  factors first, identities dropped from chains (I*X → X);
+  factors first, identities dropped from chains (I*X → X); 1×1 stretches of a chain
+  become scalar factors (x*y'*z → (y'*z)*x); neighbouring powers of one square base
+  multiply (X*X → X^2, X*inv(X) → I); diag(v)*u → v .* u; sign(s)*s → abs(s);
+  a 1×1 product is read in the orientation with fewer transposes (b'*X'*a → a'*X*b);
 - transposes are pushed through products to the leaves ((A*B)' → B'*A'), cancel
-  in pairs, vanish on 1×1 values and symmetric variables, and stop at sums, where
-  (r)' reads better than the expanded form;
-- Hadamard products are flat, scalars pulled out, x∘x → x.^2.
+  in pairs, vanish on 1×1 values and on provably symmetric matrices (`is_symmetric`:
+  S, X'*X, A + A', inv(S), …), and stop at sums, where (r)' reads better than the
+  expanded form, unless spreading them leaves fewer transposes ((A' + B')' → A + B);
+- Hadamard products are flat, scalars pulled out, x∘x → x.^2;
+- reductions and matrix functions fold what they can: tr(diag(v)) = sum(v),
+  diag(u*v') = u .* v, diag(c*ones) = c*I, inv(X^k) = inv(X)^k, (X^j)^k = X^(jk), ….
 
-Each rewrite makes the expression smaller or moves a transpose strictly closer to
-a leaf, so applying them bottom-up terminates. `simplify` rebuilds an expression
-through these constructors and then factors common coefficients and common outer
-factors out of sums (A*x + A'*x → (A + A')*x), which only ever shortens the text.
+Each rewrite makes the expression smaller (fewer nodes or factors) or moves a
+transpose strictly closer to a leaf, so applying them bottom-up terminates.
+
+`simplify` rebuilds an expression through these constructors and then brings every
+sum, and every product with a sum in it, to the cheapest of a few equal forms by
+`cost` (the operator count of the printed text): factored as it stands, or expanded,
+collected and factored again — with inverses of products of square factors split so
+they can cancel (A'*inv(A*X*B)'*B' → inv(X)'), common factors taken out, terms grouped
+by shared scalar sums ((1 - s)*A + (1 - s)*A' → (1 - s)*(A + A')), lowest powers
+taken out (1 ./ u - v ./ u.^2 → (u - v) ./ u.^2), or a sum of transposed products
+written as one transposed sum ((X*B + B*X)'). A form is only ever replaced by one
+that costs no more, so the pass terminates and never lengthens the text.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from fractions import Fraction
 from typing import Callable, Iterable
 
@@ -79,11 +96,20 @@ def add(*terms: Expr) -> Expr:
     flat: list[Expr] = []
     for t in terms:
         flat.extend(t.terms if isinstance(t, Add) else (t,))
+    fills = [t for t in flat if isinstance(t, Fill) and not is_zero(t)]
+    if len(fills) > 1 and any(not isinstance(f.value, Const) for f in fills):
+        # a*ones + b*ones = (a + b)*ones: one broadcast scalar, never a sum of broadcasts
+        merged = fill(add(*(f.value for f in fills)), fills[0].dims)  # type: ignore[attr-defined]
+        at = flat.index(fills[0])
+        flat = [t for t in flat if t not in fills]
+        flat.insert(at, merged)
     coefs: dict[Expr | None, Fraction] = {}
+    seen: dict[object, Expr | None] = {}  # like-term key → the first form met
     for t in flat:
         if is_zero(t):
             continue
         c, rest = split_coefficient(t)
+        rest = seen.setdefault(_like_key(rest), rest)
         coefs[rest] = coefs.get(rest, Fraction(0)) + c
     out = []
     for rest, c in coefs.items():
@@ -105,6 +131,16 @@ def add(*terms: Expr) -> Expr:
             out.remove(first_positive)
             out.insert(0, first_positive)
     return Add(tuple(out))
+
+
+def _like_key(e: Expr | None) -> object:
+    """Terms equal up to the order of commuting factors are like terms: x .* a and a .* x,
+    alpha*beta*x and beta*alpha*x (entrywise products and scalar factors commute)."""
+    if isinstance(e, Hadamard):
+        return ("H", frozenset(Counter(e.factors).items()))
+    if isinstance(e, Mul) and (len(e.scalars) > 1 or any(isinstance(f, Hadamard) for f in e.chain)):
+        return ("M", frozenset(Counter(e.scalars).items()), tuple(_like_key(f) for f in e.chain))
+    return e
 
 
 def neg(x: Expr) -> Expr:
@@ -163,6 +199,7 @@ def mul(*factors: Expr) -> Expr:
     for s in scalars:
         base, p = _power_parts(s)
         merged[base] = merged.get(base, Fraction(0)) + p
+    _sign_times_self(merged)
     scalars = [b if p == 1 else power(b, p) for b, p in merged.items() if p != 0]
     scalars = [s for s in scalars if not (isinstance(s, Const) and s.value == 1)]
     for s in list(scalars):
@@ -173,6 +210,8 @@ def mul(*factors: Expr) -> Expr:
         chain = [f for f in chain if not isinstance(f, Identity)] or [chain[0]]
     if len(chain) > 1:
         chain = _merge_chain_powers(chain) or [Identity(shape[0])]  # X*inv(X) is I of X's size
+    if len(chain) > 1 and any(isinstance(f, DiagMat) for f in chain):
+        chain = _diag_times_vector(chain)
     units = [f for f in scalars if isinstance(f, Mul) and f.chain]
     if not chain and len(units) == 1:  # -(x'*A*x) and -x'*A*x are one form: the product is the chain
         scalars.remove(units[0])
@@ -188,6 +227,19 @@ def mul(*factors: Expr) -> Expr:
     if len(out) == 1:
         return out[0]
     return Mul(tuple(out))
+
+
+def _sign_times_self(powers: dict[Expr, Fraction]) -> None:
+    """sign(b)*b^p = abs(b)*b^(p−1) (b real, b ≠ 0 wherever b^p with p ≤ 0 is defined):
+    log(abs(det(X))) then differentiates to inv(X)', not sign(det(X))*det(X)*inv(X)'/abs(det(X)).
+    Applied to a {base: exponent} map of a product; the number of factors only drops."""
+    for base in [b for b, p in powers.items() if isinstance(b, Func) and b.name == "sign" and p == 1]:
+        arg = base.arg  # type: ignore[attr-defined]
+        if powers.get(arg, Fraction(0)) != 0:
+            powers[base] = Fraction(0)
+            powers[arg] -= 1
+            key = func("abs", arg)
+            powers[key] = powers.get(key, Fraction(0)) + 1
 
 
 def _is_ones(e: Expr) -> bool:
@@ -257,6 +309,21 @@ def _merge_chain_powers(chain: list[Expr]) -> list[Expr]:
             cur = _matrix_power(a[0], a[1] + b[1])
         if not isinstance(cur, Identity):
             out.append(cur)
+    return out
+
+
+def _diag_times_vector(chain: list[Expr]) -> list[Expr]:
+    """diag(v)*u = v .* u for a column u, and u'*diag(v) = (v .* u)' for a row u': exact,
+    and one factor fewer each time."""
+    out: list[Expr] = []
+    for f in chain:
+        prev = out[-1] if out else None
+        if isinstance(prev, DiagMat) and f.shape[1] == 1:
+            out[-1] = hadamard(prev.arg, f)
+        elif isinstance(f, DiagMat) and prev is not None and prev.shape[0] == 1:
+            out[-1] = transpose(hadamard(f.arg, transpose(prev)))
+        else:
+            out.append(f)
     return out
 
 
@@ -417,6 +484,7 @@ def hadamard(*factors: Expr) -> Expr:
         else:
             base, p = _power_parts(f)
             powers[base] = powers.get(base, Fraction(0)) + p
+    _sign_times_self(powers)  # sign(x) .* x = abs(x)
     inner = [b if p == 1 else power(b, p) for b, p in powers.items() if p != 0]
     if any(is_zero(f) for f in inner) or any(is_zero(f) for f in outer):
         return zeros(shape)
@@ -560,6 +628,8 @@ def inverse(x: Expr) -> Expr:
         return x
     if isinstance(x, Transpose):
         return transpose(inverse(x.arg))
+    if isinstance(x, MatPow):  # inv(X^k) = inv(X)^k, so that it cancels against powers of X
+        return matpow(inverse(x.arg), x.k)
     if isinstance(x, Mul) and x.scalars:
         rest = x.chain
         return mul(*(power(s, -1) for s in x.scalars), inverse(rest[0] if len(rest) == 1 else Mul(rest)))
@@ -575,13 +645,17 @@ def matpow(x: Expr, k: int) -> Expr:
         return matpow(inverse(x), -k)
     if isinstance(x, Identity):
         return x
+    if isinstance(x, MatPow):  # (X^j)^k = X^(j*k)
+        return matpow(x.arg, x.k * k)
     return MatPow(x, k)
 
 
 def diag_mat(v: Expr) -> Expr:
-    """diag(v) of a vector (diag(diag(X)) is not X, so it is left alone)."""
+    """diag(v) of a vector; diag(c*ones) = c*I (diag(diag(X)) is not X, so it is left alone)."""
     if is_zero(v):
         return zeros((v.shape[0], v.shape[0]))
+    if isinstance(v, Fill):  # diag(c*ones) = c*I
+        return mul(v.value, Identity(v.shape[0]))
     return DiagMat(v)
 
 
@@ -891,6 +965,8 @@ def _factor(terms: tuple[Expr, ...], memo: dict) -> Expr:
     candidates = [_sum(list(terms))]
     memo[terms] = candidates[0]  # a re-entrant call on the same terms gets the plain sum
     candidates.extend(_grouped(parts, memo))
+    candidates.extend(_lowest_powers(parts, memo))
+    candidates.extend(_common_square_factor(parts, memo))
     if len(terms) <= SEARCH_LIMIT:
         candidates.extend(_partial(terms, parts, memo))
     best = min(range(len(candidates)), key=lambda i: (cost(candidates[i]), i))
@@ -929,6 +1005,81 @@ def _grouped(parts: list[tuple[Fraction, list[Expr], list[Expr]]], memo: dict) -
     return [grouped]
 
 
+def _common_square_factor(parts: list[tuple[Fraction, list[Expr], list[Expr]]], memo: dict) -> list[Expr]:
+    """A square factor every term starts (or ends) with, taken out even where a term is
+    only that factor: M - X'*M → (I - X')*M. (`_common_part` leaves those alone, since
+    A*(B*x + x) and A*(B + I)*x cost the same; here the cost decides.)"""
+    out = []
+    chains = [p[2] for p in parts]
+    if not all(chains):
+        return out
+    for side in (0, -1):
+        f = chains[0][side]
+        if f.shape[0] != f.shape[1] or not all(ch[side] == f for ch in chains):
+            continue
+        rest = []
+        for c, scal, ch in parts:
+            inner = ch[1:] if side == 0 else ch[:-1]
+            rest.append(mul(const(c), *scal, *(inner or [Identity(f.shape[0])])))
+        inner_sum = _factor(tuple(_collected(rest)), memo) if len(rest) > 1 else rest[0]
+        inner_sum = order_terms(inner_sum)
+        out.append(mul(f, inner_sum) if side == 0 else mul(inner_sum, f))
+    return out
+
+
+def _entrywise_parts(chain: list[Expr]) -> dict[Expr, Fraction] | None:
+    """A one-factor chain as {base: exponent} of an entrywise product, or None."""
+    if len(chain) != 1:
+        return None
+    f = chain[0]
+    out: dict[Expr, Fraction] = {}
+    for g in (f.factors if isinstance(f, Hadamard) else (f,)):
+        base, p = _power_parts(g)
+        out[base] = out.get(base, Fraction(0)) + p
+    return out
+
+
+def _lowest_powers(parts: list[tuple[Fraction, list[Expr], list[Expr]]], memo: dict) -> list[Expr]:
+    """A base every term has, to different powers, taken out at its lowest power, scalar
+    (a/s - b/s^2 → (s*a - b)/s^2) or entrywise (1 ./ u - v ./ u.^2 → (u - v) ./ u.^2,
+    x .* exp(x) + exp(x) → exp(x) .* (x + 1)); the remaining sum is expanded and collected,
+    where such common denominators pay off."""
+    out: list[Expr] = []
+    scalar_powers = [dict(_power_parts(f) for f in scal) for _, scal, _ in parts]
+    common = [b for b in scalar_powers[0] if all(b in sp for sp in scalar_powers[1:])]
+    low = {b: min(sp[b] for sp in scalar_powers) for b in common}
+    if common and any(len({sp[b] for sp in scalar_powers}) > 1 for b in common):
+        inner = []
+        for (c, _, ch), sp in zip(parts, scalar_powers):
+            inner.append(mul(const(c), *(power(b, q - low.get(b, Fraction(0))) for b, q in sp.items()), *ch))
+        out.append(mul(*(power(b, low[b]) for b in common), _expanded_sum(inner, memo)))
+    entry = [_entrywise_parts(ch) for _, _, ch in parts]
+    if all(e is not None for e in entry) and all(not scal for _, scal, _ in parts):
+        ep = [e for e in entry if e is not None]
+        common = [b for b in ep[0] if all(b in e for e in ep[1:])]
+        if common:
+            low = {b: min(e[b] for e in ep) for b in common}
+            inner = []
+            for (c, _, _), e in zip(parts, ep):
+                rest = [power(b, q - low.get(b, Fraction(0))) for b, q in e.items()]
+                rest = [r for r in rest if not (isinstance(r, Fill) and r.value == ONE)]
+                inner.append(mul(const(c), hadamard(*rest)) if rest else fill(const(c), parts[0][2][0].shape))
+            out.append(hadamard(_expanded_sum(inner, memo), *(power(b, low[b]) for b in common)))
+    return out
+
+
+def _expanded_sum(terms: list[Expr], memo: dict) -> Expr:
+    """The sum of `terms`, expanded, collected and factored."""
+    mono: list[Expr] = []
+    for t in terms:
+        sub = _expand(t, {})
+        if sub is None:
+            return _sum(terms)
+        mono.extend(orient(m) for m in sub)
+    collected = _collected(mono)
+    return order_terms(_factor(tuple(collected), memo)) if len(collected) > 1 else collected[0]
+
+
 def _collected(terms: list[Expr]) -> list[Expr]:
     s = add(*terms)
     return list(s.terms) if isinstance(s, Add) else [s]
@@ -959,25 +1110,63 @@ def _partial(terms: tuple[Expr, ...], parts: list[tuple[Fraction, list[Expr], li
     return out
 
 
+def _split_inverse(f: Expr) -> Expr:
+    """inv(P*Q*…) of square factors as …*inv(Q)*inv(P) (and its transpose likewise); exact
+    where the product is invertible, since then every square factor is. Other factors as they are."""
+    outer = isinstance(f, Transpose)
+    g = f.arg if outer else f  # type: ignore[attr-defined]
+    if not isinstance(g, Inverse) or not isinstance(g.arg, Mul):
+        return f
+    m = g.arg
+    if len(m.chain) < 2 or any(c.shape[0] != c.shape[1] for c in m.chain):
+        return f
+    split = mul(*(power(c, -1) for c in m.scalars), *(inverse(c) for c in reversed(m.chain)))
+    return transpose(split) if outer else split
+
+
+def _inverses_split(t: Expr) -> Expr:
+    """A monomial with every inverse of a product of square factors split (`_split_inverse`), so
+    that A*X*inv(A*X*B) meets its neighbours and cancels to inv(B)."""
+    if not isinstance(t, Mul):
+        return _split_inverse(t)
+    new = [_split_inverse(f) for f in t.factors]
+    return t if new == list(t.factors) else mul(*new)
+
+
 def _has_sum_factor(e: Expr) -> bool:
     return isinstance(e, Mul) and any(isinstance(f, Add) or (isinstance(f, Transpose) and isinstance(f.arg, Add))
                                       for f in e.factors)
 
 
 def _improve(e: Expr, memo: dict, expand_memo: dict) -> Expr:
-    """The cheapest of: `e` with its sum factored, and `e` expanded, collected and factored."""
+    """The cheapest (`shared_cost`, then `cost`) of the equal forms of `e`: its sum factored
+    as it stands; expanded, collected and factored, with and without inverses of products
+    split; and, for a sum of transposed products, one transposed sum. A product without a
+    sum only gets its inverses split, when that is cheaper (A*X*inv(A*X) → I)."""
     e = orient(e)
+    if isinstance(e, Mul) and not _has_sum_factor(e):
+        split = _inverses_split(e)
+        return split if split != e and cost(split) < cost(e) else e
     if not isinstance(e, Add) and not _has_sum_factor(e):
         return e
     candidates = [order_terms(_factor(e.terms, memo)) if isinstance(e, Add) else e]
     mono = _expand(e, expand_memo)
     if mono is not None:
-        collected = add(*(orient(t) for t in mono))
-        terms = collected.terms if isinstance(collected, Add) else (collected,)
-        candidates.append(order_terms(_factor(tuple(terms), memo)))
-    if len(candidates) == 1 or candidates[1] == candidates[0]:
-        return candidates[0]
-    return min(candidates, key=lambda c: (shared_cost(c), cost(c)))
+        for prepare in (orient, lambda t: orient(_inverses_split(t))):
+            collected = add(*(prepare(t) for t in mono))
+            terms = collected.terms if isinstance(collected, Add) else (collected,)
+            candidates.append(order_terms(_factor(tuple(terms), memo)))
+    if isinstance(e, Add) and not e.is_scalar:
+        flipped = [transpose(t) for t in e.terms]
+        if sum(transpose_count(t) for t in flipped) + 1 < transpose_count(e):
+            # A'*B' + B'*A'... reads shorter as one transposed sum: (X*B + B*X)'
+            inner = order_terms(_factor(tuple(_collected(flipped)), memo))
+            if isinstance(inner, Add) and not is_symmetric(inner):
+                candidates.append(Transpose(inner))
+    unique = list(dict.fromkeys(candidates))
+    if len(unique) == 1:
+        return unique[0]
+    return min(unique, key=lambda c: (shared_cost(c), cost(c)))
 
 
 def factor_sum(s: Add) -> Expr:
@@ -987,15 +1176,28 @@ def factor_sum(s: Add) -> Expr:
 
 def simplify(root: Expr) -> Expr:
     """Canonical form, then, bottom-up, every sum and every product of sums brought to the
-    cheapest of its factored form and its expanded-collected-factored form (`_improve`):
-    like terms that only show up after distributing ((inv(r)' - M)' + inv(r)' - …) are
-    collected, 1×1 products are read one way (x'*A'*y = y'*A*x), and common factors
-    come out. Every step is an exact identity and is kept only when the text gets no
-    longer, so the pass terminates and never lengthens the result."""
+    cheapest of its equal forms (`_improve`): like terms that only show up after
+    distributing ((inv(r)' - M)' + inv(r)' - …) are collected, 1×1 products are read one
+    way (x'*A'*y = y'*A*x), common factors come out. Sums built by one pass are looked at
+    by the next, until nothing changes (at most MAX_PASSES passes). Every step is an exact
+    identity and is kept only when the text gets no longer, so the pass terminates and
+    never lengthens the result."""
     e = canonical(root)
-    done: dict[Expr, Expr] = {}
     memo: dict = {}
     expand_memo: dict = {}
+    for _ in range(MAX_PASSES):
+        new = _pass(e, memo, expand_memo)
+        if new == e:
+            break
+        e = new
+    return e
+
+
+MAX_PASSES = 4
+
+
+def _pass(e: Expr, memo: dict, expand_memo: dict) -> Expr:
+    done: dict[Expr, Expr] = {}
     for node in postorder(e):
         kids = node.children()
         new = _rebuild(node, tuple(done[c] for c in kids)) if kids else node
