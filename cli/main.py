@@ -109,6 +109,8 @@ def derive(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...], fmt: str, e
                 click.echo(d.explain())
                 click.echo("")
             for name in d.wrt:
+                if explain and fmt == "text":
+                    continue  # the explanation ends with the gradients already
                 click.echo(_format_gradient(d, name, fmt))
                 if name in d.absent:
                     click.echo(f"  ({name} does not occur in the expression, so its gradient is 0)")

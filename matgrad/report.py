@@ -75,18 +75,24 @@ def explain(d: "Derivation") -> str:
     lines = [f"F = {to_text(d.expr)}", "", "Network view (one operation per layer):", network_table(net), ""]
     n = len(net.layers)
     lines.append("Deltas, from the output back (δ⁽ˡ⁾ = ∂J/∂z⁽ˡ⁾):")
+    consumer = {}  # the layer that takes each layer's output (l+1 in a chain)
+    for layer in net.layers:
+        for z in layer.inputs:
+            consumer.setdefault(z, layer.index)
     for layer in reversed(net.layers):
         i = layer.index
+        above = sup(consumer.get(layer.node, i + 1))
         delta = net.deltas.get(i)
-        if layer.kind == "weight":
-            w = "W" + sup(i)
-            rule = f"({w}ᵀ δ{sup(i + 1)}) ∘ 1" if layer.side == "left" else f"(δ{sup(i + 1)} {w}ᵀ) ∘ 1"
+        if layer.kind == "weight" and layer.weight is not None:
+            w = to_text(layer.weight)
+            w = w if w.isidentifier() else f"({w})"
+            rule = f"({w}ᵀ δ{above}) ∘ 1" if layer.side == "left" else f"(δ{above} {w}ᵀ) ∘ 1"
         elif i == n:
             rule = f"f′(z{sup(i)})" if layer.kind == "activation" else f"∂J/∂z{sup(i)}"
         elif layer.kind == "activation":
-            rule = f"(Iᵀ δ{sup(i + 1)}) ∘ f′(z{sup(i)})"
+            rule = f"(Iᵀ δ{above}) ∘ f′(z{sup(i)})"
         else:
-            rule = "by the rule of " + layer.f
+            rule = f"the rule of {layer.f} applied to δ{above}"
         lines.append(f"  δ{sup(i)} = {rule} = {to_text(delta, name_shared=True) if delta is not None else '—'}")
     lines.append("")
     index_of = {l.node: l.index for l in net.layers}
@@ -100,13 +106,20 @@ def explain(d: "Derivation") -> str:
             amount = to_text(simplify(c.amount), name_shared=True)
             if isinstance(c.via, Transpose):
                 users = [l for l in net.layers if c.via in l.node.children()]
-                where = f"layer {users[0].index}" if users else "the expression"
-                lines.append(f"  {name}ᵀ as a weight in {where}: the transpose of its gradient = {amount}")
+                if users and users[0].kind == "weight":
+                    u = users[0]
+                    form = f"(δ{sup(consumer.get(u.node, u.index + 1))} a{sup(u.index)}ᵀ)ᵀ"
+                    lines.append(f"  {name}ᵀ as the weight of layer {u.index}, so the transpose of its "
+                                 f"gradient: {form} = {amount}")
+                else:
+                    where = f"layer {users[0].index}" if users else "the expression"
+                    lines.append(f"  {name}ᵀ in {where}: the transpose of its gradient = {amount}")
             elif c.via in index_of:
                 layer = net.layers[index_of[c.via] - 1]
                 i = layer.index
                 if layer.kind == "weight" and isinstance(layer.weight, Var) and layer.weight.name == name:
-                    form = f"δ{sup(i + 1)} a{sup(i)}ᵀ" if layer.side == "left" else f"a{sup(i)}ᵀ δ{sup(i + 1)}"
+                    nxt = sup(consumer.get(layer.node, i + 1))
+                    form = f"δ{nxt} a{sup(i)}ᵀ" if layer.side == "left" else f"a{sup(i)}ᵀ δ{nxt}"
                     lines.append(f"  {name} as the weight of layer {i}: {form} = {amount}")
                 else:
                     lines.append(f"  {name} in layer {i} ({layer.f}): {amount}")

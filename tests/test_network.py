@@ -47,7 +47,7 @@ def test_example3_ica_table_with_tied_weights():
     assert r[1][4] == "2*W*(W'*W*x - x)"      # δ⁽²⁾ = (Wᵀ)ᵀ δ⁽³⁾
     d = matgrad.derive("||W'*W*x - x||^2", "W")
     explanation = d.explain()
-    assert "W as the weight of layer 1" in explanation and "Wᵀ as a weight in layer 2" in explanation
+    assert "W as the weight of layer 1" in explanation and "Wᵀ as the weight of layer 2" in explanation
 
 
 def test_non_chain_is_a_graph_with_parents():
