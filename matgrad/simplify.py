@@ -397,10 +397,13 @@ def transpose(x: Expr) -> Expr:
         return mul(*x.scalars, *(transpose(f) for f in reversed(x.chain)))
     if isinstance(x, Hadamard):
         return hadamard(*(transpose(f) for f in x.factors))
-    if isinstance(x, Power):
-        return power(transpose(x.arg), x.exponent)
-    if isinstance(x, Func):
-        return func(x.name, transpose(x.arg))
+    if isinstance(x, (Power, Func)):
+        # Entrywise maps keep the transpose outside, tanh(r)' not tanh(r'), unless moving it
+        # in removes one: tanh(X')' → tanh(X).
+        inner = transpose(x.arg)
+        if transpose_count(inner) < transpose_count(x.arg):
+            return power(inner, x.exponent) if isinstance(x, Power) else func(x.name, inner)
+        return Transpose(x)
     if isinstance(x, MatPow):  # (X^k)' = (X')^k
         return matpow(transpose(x.arg), x.k)
     if is_symmetric(x):
@@ -521,6 +524,8 @@ def power(x: Expr, p: Fraction | int) -> Expr:
             rest = x.chain
             return mul(*(power(f, p) for f in x.scalars),
                        power(rest[0] if len(rest) == 1 else Mul(rest), p))
+    if isinstance(x, Transpose):  # (X').^p = (X.^p)', as for functions
+        return transpose(power(x.arg, p))
     return Power(x, p)
 
 
@@ -551,6 +556,8 @@ def func(name: str, x: Expr) -> Expr:
             return const(abs(x.value))
     if isinstance(x, Fill):
         return fill(func(name, x.value), x.dims)
+    if isinstance(x, Transpose):  # f(X') = f(X)': transposes stay outside entrywise maps
+        return transpose(func(name, x.arg))
     return Func(name, x)
 
 
