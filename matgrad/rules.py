@@ -96,8 +96,18 @@ def inverse_adjoint(y: Inverse, G: Expr, i: int) -> Expr:
     return S.neg(S.mul(inv_t, G, inv_t))
 
 
+MAX_MATRIX_POWER = 64
+
+
 def matpow_adjoint(y: MatPow, G: Expr, i: int) -> Expr:
-    """MatPow: X^k gives X̄ = Σ_{r=0}^{k−1} (Xᵀ)^r Ḡ (Xᵀ)^{k−1−r}."""
+    """MatPow: X^k gives X̄ = Σ_{r=0}^{k−1} (Xᵀ)^r Ḡ (Xᵀ)^{k−1−r}.
+
+    The sum has k terms that do not collect (matrices do not commute), so k is capped.
+    """
+    if y.k > MAX_MATRIX_POWER:
+        from .errors import LimitError
+        raise LimitError(f"the gradient of a matrix power X^{y.k} has {y.k} terms; "
+                         f"powers up to {MAX_MATRIX_POWER} are supported")
     xt = S.transpose(y.arg)
     return S.add(*(S.mul(S.matpow(xt, r), G, S.matpow(xt, y.k - 1 - r)) for r in range(y.k)))
 

@@ -215,9 +215,8 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
         t = text[node_start(node):node.end].strip()
         return t if len(t) <= 30 else t[:27] + "…"
 
-    def node_start(node: Syntax) -> int:
-        ps = [n.pos for n in iter_postorder(node)] if len(text) < 5000 else [node.pos]
-        return min(ps)
+    def node_start(node: Syntax) -> int:  # only called to word an error, so a walk is affordable
+        return min(n.pos for n in iter_postorder(node))
 
     def is_scalar(s: tuple[int, int]) -> bool:
         return dims.is_one(s[0]) and dims.is_one(s[1])

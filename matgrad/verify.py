@@ -26,7 +26,7 @@ import numpy as np
 from . import ir
 from .errors import NotScalarError
 from .evaluate import DomainViolation, _Context, _Plan, _symbolic_dims
-from .ir import Det, Expr, Func, Inverse, LogDet, MatPow, Power, Var
+from .ir import Add, Const, Det, Expr, Fill, Func, Hadamard, Inverse, LogDet, MatPow, Mul, Power, Softmax, Var
 
 __all__ = ["VerifyReport", "verify", "check_claim", "TOLERANCE"]
 
@@ -140,6 +140,21 @@ def _is_symmetric_kind(var: Var, shape: tuple[int, int]) -> bool:
     return var.kind in ("symmetric", "spd") and shape[0] == shape[1] and shape[0] > 1
 
 
+def _always_positive(e: Expr) -> bool:
+    """Positive whatever the inputs: then log needs no positive draws (log(softmax(a)))."""
+    if isinstance(e, Softmax) or (isinstance(e, Func) and e.name in ("exp", "sigmoid")):
+        return True
+    if isinstance(e, Const):
+        return e.value > 0
+    if isinstance(e, Fill):
+        return _always_positive(e.value)
+    if isinstance(e, Add):
+        return all(_always_positive(t) for t in e.terms)
+    if isinstance(e, (Hadamard, Mul)) and all(f.is_scalar for f in e.children()) or isinstance(e, Hadamard):
+        return all(_always_positive(f) for f in e.children())
+    return False
+
+
 def _draw(rng: np.random.Generator, var: Var, shape: tuple[int, int], strategy: str) -> np.ndarray:
     """A random value for `var` following `strategy`, respecting its kind."""
     r, c = shape
@@ -166,7 +181,10 @@ def _draw(rng: np.random.Generator, var: Var, shape: tuple[int, int], strategy: 
     elif strategy == "small_normal":
         x = 0.1 * rng.standard_normal(shape)
     else:
-        x = rng.standard_normal(shape)
+        # A matrix is scaled by 1/√columns so that W*x stays of order 1: saturating maps
+        # (tanh, sigmoid, softmax) then still respond to every input, and a wrong term
+        # deep inside a network changes the value.
+        x = rng.standard_normal(shape) / (np.sqrt(c) if r > 1 and c > 1 else 1.0)
     if sym:
         x = (x + x.T) / 2
     return x
@@ -288,7 +306,7 @@ class _Verifier:
                 under[e] = frozenset((e.name,))
             else:
                 under[e] = frozenset().union(*(under[k] for k in e.children()))
-            if isinstance(e, Func) and e.name == "log":
+            if isinstance(e, Func) and e.name == "log" and not _always_positive(e.arg):
                 self.positive |= under[e.arg]
             elif isinstance(e, Power):
                 p = Fraction(e.exponent)
@@ -593,6 +611,11 @@ class _Verifier:
                     spare -= 1
                     checked -= 1
                     continue
+                if verified == 0:  # undefined at every point where f is defined: not a gradient of f
+                    self.details.append(f"The formula for ∂f/∂{undefined[0]} is not finite at any of the "
+                                        f"points tried, although f is defined and finite there.")
+                    return VerifyReport(False, "mismatch", float("inf"), checked + 1, tuple(self.details),
+                                        dict(sizes))
                 status = "inconclusive"
                 break
             planned = {name: self._probes(self.vars[name], point[name].shape) for name in self.grads}
