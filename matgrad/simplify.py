@@ -327,20 +327,28 @@ def _diag_times_vector(chain: list[Expr]) -> list[Expr]:
     return out
 
 
-def transpose_count(e: Expr) -> int:
-    """How many transposes (') the printed text of `e` has: Transpose nodes and row vectors of ones."""
-    cache = _TCOUNT
+def _fold(e: Expr, cache: dict[Expr, int], own: Callable[[Expr, dict[Expr, int]], int]) -> int:
+    """A per-node measure computed bottom-up once per distinct node and kept in `cache`
+    (cleared when it grows large, as nodes are interned and live long)."""
     if e in cache:
         return cache[e]
     if len(cache) > 200_000:
         cache.clear()
     for node in postorder(e):
-        if node in cache:
-            continue
-        own = 1 if isinstance(node, Transpose) or (isinstance(node, Fill) and node.dims[0] == 1
-                                                    and node.dims[1] != 1) else 0
-        cache[node] = own + sum(cache[c] for c in node.children())
+        if node not in cache:
+            cache[node] = own(node, cache)
     return cache[e]
+
+
+def _transposes_here(node: Expr, cache: dict[Expr, int]) -> int:
+    own = 1 if isinstance(node, Transpose) or (isinstance(node, Fill) and node.dims[0] == 1
+                                                and node.dims[1] != 1) else 0
+    return own + sum(cache[c] for c in node.children())
+
+
+def transpose_count(e: Expr) -> int:
+    """How many transposes (') the printed text of `e` has: Transpose nodes and row vectors of ones."""
+    return _fold(e, _TCOUNT, _transposes_here)
 
 
 _TCOUNT: dict[Expr, int] = {}
@@ -762,15 +770,7 @@ def cost(e: Expr) -> int:
     """The number of operators in the printed text of `e` (+, -, *, /, .*, ^, ', function
     names, norms), counted on the tree as `to_text` prints it without `where` names.
     The final pass keeps whichever of several equal forms costs least."""
-    cache = _COST
-    if e in cache:
-        return cache[e]
-    if len(cache) > 200_000:
-        cache.clear()
-    for node in postorder(e):
-        if node not in cache:
-            cache[node] = _node_cost(node, cache)
-    return cache[e]
+    return _fold(e, _COST, _node_cost)
 
 
 def shared_cost(e: Expr) -> int:
