@@ -14,6 +14,7 @@ from . import simplify as S
 from .backward import Adjoints, backward
 from .errors import MatgradError, UnsupportedError
 from .ir import Expr, Var
+from .limits import check_expression, check_written_size
 from .network import Layer, Network, build_network, default_wrt
 from .parse import parse
 from .printers import to_text
@@ -35,13 +36,25 @@ def _declarations(shapes: Shapes) -> dict[str, Any]:
             else:
                 out[name] = spec
         return out
+    from .errors import ShapeError
+    if isinstance(shapes, str):
+        shapes = [shapes]
+    try:
+        items = list(shapes)
+    except TypeError:
+        raise ShapeError(f"shapes must be a dict such as {{'W': (3, 4)}} or strings such as 'W=3x4', "
+                         f"not {type(shapes).__name__}") from None
     out = {}
-    for item in shapes:
+    given: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, str):
+            raise ShapeError(f"a shape declaration is a string such as 'W=3x4', not {item!r}")
         name, spec = parse_shape_spec(item)
         if name in out and out[name] != spec:
-            from .errors import ShapeError
-            raise ShapeError(f"conflicting --shape declarations for {name}: {out[name]!r} and {spec!r}")
+            raise ShapeError(f"conflicting --shape declarations for {name}: {given[name]!r} and {item!r}",
+                             hint="declare each variable once, e.g. S=3x3,symmetric")
         out[name] = spec
+        given.setdefault(name, item)
     return out
 
 
@@ -64,7 +77,10 @@ def _absent_variable(name: str, declared: Mapping[str, Any]) -> Var:
 def _wrt_list(wrt: str | Iterable[str] | None) -> list[str]:
     if wrt is None:
         return []
-    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    try:
+        names = [wrt] if isinstance(wrt, str) else list(wrt)
+    except TypeError:
+        raise MatgradError(f"wrt must be a variable name or a list of names, not {type(wrt).__name__}") from None
     out: list[str] = []
     for n in names:
         for part in str(n).replace(",", " ").split():
@@ -93,9 +109,11 @@ class Derivation:
     # --- SymPy at the boundary
     @cached_property
     def gradients(self) -> dict[str, Any]:
+        from .limits import check_sympy_budget
         from .sympy_bridge import to_sympy
         out = {}
         for name, g in self.gradients_ir.items():
+            check_sympy_budget(g)
             sym = to_sympy(g)
             _REGISTRY[_registry_key(sym)] = g
             out[name] = sym
@@ -108,7 +126,9 @@ class Derivation:
 
     @property
     def function(self) -> Any:
+        from .limits import check_sympy_budget
         from .sympy_bridge import to_sympy
+        check_sympy_budget(self.expr)
         return to_sympy(self.expr)
 
     # --- text and LaTeX
@@ -128,7 +148,8 @@ class Derivation:
         """Check every gradient against central differences; returns a VerifyReport."""
         from .verify import verify
         present = {k: v for k, v in self.gradients_ir.items() if k in self.variables}
-        return verify(self.expr, present, seed=seed)
+        # With only absent variables, check their zero gradients (f does not change with them).
+        return verify(self.expr, present or dict(self.gradients_ir), seed=seed)
 
     def __str__(self) -> str:
         return "\n".join(f"∇_{n} F = {self.gradient_text(n)}" for n in self.wrt)
@@ -167,6 +188,8 @@ def compile_expression(expr: str, shapes: Shapes = None) -> tuple[Expr, dict[str
     declared = _declarations(shapes)
     tree = parse(expr)
     typed = infer_shapes(tree, expr, declared)
+    check_expression(typed.expr)
+    check_written_size([typed.expr], "the expression")
     return typed.expr, typed.variables, declared
 
 
@@ -187,7 +210,8 @@ def derive(expr: str, wrt: str | Iterable[str], shapes: Shapes = None) -> Deriva
     adj = backward(network.expr, present, also=also)
     # Simplified on first use (network view, --explain): each delta is simplified on its own,
     # so computing them all costs O(depth²) and a plain derive need not pay it.
-    network.deltas = _LazyDeltas(lambda: {l.index: S.simplify(_layer_delta(l, adj)) for l in network.layers})
+    network.deltas = _LazyDeltas(lambda: _simplified_deltas(network, adj))
+    check_written_size([adj.gradients[v.name] for v in present], "the gradient")
     gradients: dict[str, Expr] = {}
     for n in names:
         if n in variables:
@@ -233,6 +257,12 @@ class _LazyDeltas(Mapping):
 
     def __repr__(self) -> str:
         return repr(self._get())
+
+
+def _simplified_deltas(network: Network, adj: Adjoints) -> dict[int, Expr]:
+    raw = {l.index: _layer_delta(l, adj) for l in network.layers}
+    check_written_size(list(raw.values()), "the deltas of the network view")
+    return {i: S.simplify(d) for i, d in raw.items()}
 
 
 def _layer_delta(layer: Layer, adj: Adjoints) -> Expr:
@@ -284,6 +314,8 @@ def _compile_claim(claim: str, variables: dict[str, Var], target: Var) -> Expr:
     from .errors import ShapeError
     fixed = {n: (v.shape if v.kind == "general" else (v.kind, v.shape)) for n, v in variables.items()}
     c = infer_shapes(parse(claim), claim, fixed, result=target.shape).expr
+    check_expression(c)
+    check_written_size([c], "the claim")
     if c.is_scalar and not target.is_scalar:  # "0" or "1" stands for a constant matrix
         c = S.fill(c, target.shape)
     if c.shape != target.shape:

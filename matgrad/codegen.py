@@ -627,7 +627,7 @@ def generate(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
             found.setdefault(n, v)
     allvars = {n: found[n] for n in order if n in found}
     allvars.update(found)
-    reserved = {b.mod, "jax", "torch", "np", "jnp", "value", "grads", "_dtype",
+    reserved = {b.mod, "jax", "torch", "np", "jnp", "value", "grads", "_dtype", "float",
                 *b.helpers, *(f"grad_{n}" for n in grads)}
     taken = set(reserved)
     var_names = {n: _py_name(n, taken) for n in allvars}

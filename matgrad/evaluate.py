@@ -166,6 +166,14 @@ class _Context:
 
 
 def _power(e: Power, a: np.ndarray, ctx: _Context) -> np.ndarray:
+    out = _power_value(e, a, ctx)
+    if ctx.check and np.any((out == 0) & (a != 0)):
+        # x.^5000 of |x| < 1: zeros compared with zeros would be no evidence at all.
+        raise DomainViolation(f"a power ({e.exponent}) of a non-zero entry underflows to 0")
+    return out
+
+
+def _power_value(e: Power, a: np.ndarray, ctx: _Context) -> np.ndarray:
     p: Fraction = Fraction(e.exponent)
     if p.denominator == 1:
         k = int(p)
@@ -184,7 +192,10 @@ def _power(e: Power, a: np.ndarray, ctx: _Context) -> np.ndarray:
 def _func(e: Func, a: np.ndarray, ctx: _Context) -> np.ndarray:
     if ctx.check and e.name == "log" and np.any(a <= 0):
         raise DomainViolation(f"log of a non-positive entry ({float(np.min(a)):.3g})")
-    return _ELEMENTWISE[e.name](a)
+    out = _ELEMENTWISE[e.name](a)
+    if ctx.check and e.name == "exp" and np.any(out == 0):
+        raise DomainViolation("exp of an entry so negative that it underflows to 0")
+    return out
 
 
 def _mul(e: Mul, args: list[np.ndarray], ctx: _Context) -> np.ndarray:

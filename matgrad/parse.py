@@ -6,16 +6,21 @@ with a caret. No shapes here: that is `shapes.py`.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import LimitError, ParseError, UnknownFunctionError
+from .errors import LimitError, MatgradError, ParseError, UnknownFunctionError
 
 MAX_LENGTH = 20_000
 MAX_NESTING = 400
+MAX_CHAIN = 256
+# Number literals: matgrad checks results in double precision, so a literal must be a double.
+MAX_NUMBER_DIGITS = 100
+MAX_NUMBER_MAGNITUDE = 1e300
 
 # Known functions and how many arguments each takes.
 FUNCTIONS: dict[str, int] = {
@@ -87,6 +92,25 @@ def _describe_expected(expected: set[str]) -> str:
     return " or ".join(names)
 
 
+def _unbalanced(text: str, expected: set[str], stray_close: int | None = None) -> str | None:
+    """Point at an opening ( or || that is never closed, or say a ) closes nothing."""
+    opened: list[int] = []
+    for i, ch in enumerate(text[:stray_close] if stray_close is not None else text):
+        if ch == "(":
+            opened.append(i)
+        elif ch == ")" and opened:
+            opened.pop()
+    if stray_close is not None:
+        return None if opened else "no '(' opens it"
+    if "RPAR" in expected and opened:
+        return f"the ( at column {opened[-1] + 1} is never closed"
+    bars = [m.start() for m in re.finditer(r"\|\|", text)]
+    if len(bars) % 2 == 1 and any(_parser().get_terminal(t).pattern.value == "||" for t in expected
+                                  if t not in _TOKEN_NAMES):
+        return f"the || at column {bars[-1] + 1} is never closed"
+    return None
+
+
 def _check_limits(text: str) -> None:
     if len(text) > MAX_LENGTH:
         raise LimitError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
@@ -117,15 +141,16 @@ def parse(text: str) -> Syntax:
         raise ParseError(f"unexpected character {ch!r}", text=text, pos=e.pos_in_stream) from None
     except UnexpectedEOF as e:
         raise ParseError(f"the expression ends too early; expected {_describe_expected(set(e.expected))}",
-                         text=text, pos=len(text.rstrip())) from None
+                         text=text, pos=len(text.rstrip()), hint=_unbalanced(text, set(e.expected))) from None
     except UnexpectedToken as e:
         tok = e.token
         pos = tok.start_pos if tok.start_pos is not None else len(text)
         if tok.type == "$END":
             raise ParseError(f"the expression ends too early; expected {_describe_expected(set(e.expected))}",
-                             text=text, pos=len(text.rstrip())) from None
+                             text=text, pos=len(text.rstrip()), hint=_unbalanced(text, set(e.expected))) from None
+        hint = _unbalanced(text, set(e.expected), pos if tok.type == "RPAR" else None)
         raise ParseError(f"unexpected {str(tok)!r}; expected {_describe_expected(set(e.expected))}",
-                         text=text, pos=pos) from None
+                         text=text, pos=pos, hint=hint) from None
     except UnexpectedInput as e:  # pragma: no cover - the three above cover LALR
         raise ParseError("cannot parse the expression", text=text, pos=getattr(e, "pos_in_stream", 0)) from None
 
@@ -144,7 +169,7 @@ def parse(text: str) -> Syntax:
     @v_args(meta=True)
     class ToSyntax(Transformer_NonRecursive):  # type: ignore[misc]
         def number(self, meta: Any, c: list[Token]) -> Syntax:
-            return Syntax("number", (Fraction(str(c[0])),), *span(meta))
+            return Syntax("number", (_number(str(c[0]), text, c[0].start_pos),), *span(meta))
 
         def name(self, meta: Any, c: list[Token]) -> Syntax:
             return Syntax("name", (str(c[0]),), *span(meta))
@@ -202,11 +227,50 @@ def parse(text: str) -> Syntax:
 
     from lark.exceptions import VisitError
     try:
-        return ToSyntax().transform(tree)
+        out = ToSyntax().transform(tree)
     except VisitError as e:  # errors raised inside the transformer come wrapped
-        if isinstance(e.orig_exc, ParseError):
+        if isinstance(e.orig_exc, MatgradError):
             raise e.orig_exc from None
         raise
+    _check_chains(out, text)
+    return out
+
+
+_PRODUCTS = frozenset({"mul", "hadamard", "elemdiv", "div"})
+
+
+def _check_chains(tree: Syntax, text: str) -> None:
+    """Refuse a product of more than MAX_CHAIN distinct factors: each factor's gradient carries
+    the product of all the others, so the work grows with the square of the chain's length.
+    (Repeated factors such as A*A*…*A merge into a power as they are read.)"""
+    factors: dict[int, set[str]] = {}
+    for n in iter_postorder(tree):
+        if n.op in _PRODUCTS:
+            left, right = n.children
+            seen = factors.pop(id(left), None) if left.op in _PRODUCTS else None
+            if seen is None:
+                seen = {text[left.pos:left.end]}
+            seen.add(text[n.pos:right.end].lstrip("*@.∘⊙/ \t\n"))
+            factors[id(n)] = seen
+            if len(seen) > MAX_CHAIN:
+                raise LimitError(f"a product of more than {MAX_CHAIN} different factors; the limit is "
+                                 f"{MAX_CHAIN}", text=text, pos=n.pos)
+
+
+def _number(literal: str, text: str, pos: int) -> Fraction:
+    """The exact value of a number literal, refused (LimitError) when it is not a usable double."""
+    mantissa, _, exponent = literal.lower().partition("e")
+    digits = exponent.lstrip("+-").lstrip("0")
+    if len(mantissa) > MAX_NUMBER_DIGITS or len(digits) > 4:
+        raise LimitError(f"the number {literal[:16]}{'…' if len(literal) > 16 else ''} is too long "
+                         f"or too large", text=text, pos=pos,
+                         hint=f"numbers have at most {MAX_NUMBER_DIGITS} digits and lie within "
+                              f"±1e300: matgrad checks gradients in double precision")
+    value = Fraction(literal)
+    if value and not (Fraction(1) / Fraction(MAX_NUMBER_MAGNITUDE) <= abs(value) <= Fraction(MAX_NUMBER_MAGNITUDE)):
+        raise LimitError(f"the number {literal} is outside the range of double precision", text=text,
+                         pos=pos, hint="numbers must lie between 1e-300 and 1e300 in magnitude, or be 0")
+    return value
 
 
 def substitute(tree: Syntax, env: dict[str, Syntax]) -> Syntax:

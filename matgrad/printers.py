@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from fractions import Fraction
 
+from .errors import LimitError
+from .limits import MAX_TEXT_CHARS
 from .ir import (
     Add, Const, Det, DiagMat, DiagVec, Expr, Fill, Func, Hadamard, Identity, Inverse, LogDet,
     LogSumExp, MatPow, Mul, Power, Softmax, Sum, Trace, Transpose, Var, postorder, variables,
@@ -58,6 +60,11 @@ _CALLS = {Trace: "tr", Sum: "sum", Det: "det", LogDet: "logdet", Inverse: "inv",
 
 
 def _render(root: Expr, names: dict[Expr, str] | None = None) -> str:
+    return _render_all(root, names)[root][0]
+
+
+def _render_all(root: Expr, names: dict[Expr, str] | None = None) -> dict[Expr, tuple[str, int]]:
+    """The text of every subexpression; LimitError when one would exceed MAX_TEXT_CHARS."""
     names = names or {}
     out: dict[Expr, tuple[str, int]] = {}
 
@@ -76,7 +83,10 @@ def _render(root: Expr, names: dict[Expr, str] | None = None) -> str:
             out[e] = ("0*" + ("ones" if c == 1 else ("ones'" if r == 1 else "ones*ones'")), PRODUCT)
             continue
         out[e] = _render_node(e, out, wrap)
-    return out[root][0]
+        if len(out[e][0]) > MAX_TEXT_CHARS:
+            raise LimitError(f"the text of this expression would exceed {MAX_TEXT_CHARS} characters",
+                             hint="the expression is too large to print")
+    return out
 
 
 def _exponent(p: Fraction) -> str:
@@ -97,8 +107,8 @@ def _render_node(e: Expr, out: dict[Expr, tuple[str, int]], wrap) -> tuple[str, 
         return e.name, ATOM
     if isinstance(e, Const):
         return format_number(e.value)
-    if isinstance(e, Identity):
-        return "I", ATOM
+    if isinstance(e, Identity):  # a 1×1 identity is the number 1 (I alone would read back as n×n)
+        return ("1" if e.n == 1 else "I"), ATOM
     if isinstance(e, Fill):
         r, c = e.dims
         shape_word, prec = ("ones", ATOM) if c == 1 else (("ones'", POSTFIX) if r == 1 else ("ones*ones'", PRODUCT))
@@ -204,6 +214,8 @@ def _render_mul(e: Expr, out, wrap, allow_single: bool = False) -> tuple[str, in
         if p <= PRODUCT and not (f is factors[0] and isinstance(f, Const)) or scalar_product:
             s = f"({s})"
         pieces.append(s)
+    if not pieces:  # only divisors: 1/(x'*x), -1/log(gamma)^2/gamma
+        pieces.append("1")
     s = prefix + "*".join(pieces)
     for d in divisors:
         assert isinstance(d, Power)
@@ -222,9 +234,10 @@ def shared_sums(e: Expr, min_length: int = 8) -> list[Expr]:
     for x in reversed(postorder(e)):
         for c in x.children():
             counts[c] += counts[x]
-    shared = [a for a, n in counts.items() if isinstance(a, Add) and n >= 2 and len(_render(a)) >= min_length]
+    out = _render_all(e)  # one rendering gives every sum's length
+    shared = [a for a, n in counts.items() if isinstance(a, Add) and n >= 2 and len(out[a][0]) >= min_length]
     # A shared sum inside another shared sum is named by the outer one already.
-    return sorted(shared, key=lambda a: -len(_render(a)))[:3]
+    return sorted(shared, key=lambda a: -len(out[a][0]))[:3]
 
 
 def to_text(e: Expr, *, name_shared: bool = False) -> str:

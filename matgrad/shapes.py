@@ -21,7 +21,8 @@ from fractions import Fraction
 from typing import Any, Callable, Mapping, Union
 
 from . import simplify as S
-from .errors import DomainError, ParseError, ShapeError, UnsupportedError
+from .errors import DomainError, LimitError, ParseError, ShapeError, UnsupportedError
+from .limits import MAX_CONSTANT_BITS, MAX_EXPONENT, MAX_MATRIX_POWER, check_power, describe_number
 from .ir import SCALAR, Expr, Identity, Var
 from .parse import Syntax, iter_postorder
 
@@ -67,6 +68,17 @@ def parse_shape_spec(text: str) -> tuple[str, ShapeSpec]:
     if dims is None:
         raise ShapeError(f"cannot read --shape {text!r}: no size or structure given")
     return name, dims
+
+
+def _check_declared_sizes(name: str, spec: Any) -> None:
+    """Every declared size is an int ≥ 1 or a dimension name."""
+    parts = [spec] if isinstance(spec, int) else list(spec) if isinstance(spec, (tuple, list)) else []
+    for d in parts:
+        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, str) and not d.isidentifier()):
+            raise ShapeError(f"cannot understand the declared shape of {name}: {spec!r}",
+                             hint="a size is a positive integer or a dimension name such as n")
+        if isinstance(d, int) and d < 1:
+            raise ShapeError(f"{name} is declared with a size of {d}; sizes must be at least 1")
 
 
 class _Dims:
@@ -160,29 +172,48 @@ class Typed:
 
 
 def _constant(node: Syntax) -> Fraction | None:
-    """The value of a purely numeric subexpression (used for exponents)."""
-    if node.op == "number":
-        return node.args[0]
-    vals = [_constant(c) for c in node.children]
-    if any(v is None for v in vals):
-        return None
-    if node.op == "neg":
-        return -vals[0]  # type: ignore[operator]
-    a, b = (vals + [None, None])[:2]
-    try:
-        if node.op == "add":
-            return a + b  # type: ignore[operator]
-        if node.op == "sub":
-            return a - b  # type: ignore[operator]
-        if node.op in ("mul", "hadamard"):
-            return a * b  # type: ignore[operator]
-        if node.op in ("div", "elemdiv"):
-            return a / b  # type: ignore[operator]
-        if node.op in ("pow", "elempow") and b.denominator == 1:  # type: ignore[union-attr]
-            return a ** int(b)  # type: ignore[operator]
-    except ZeroDivisionError:
-        return None
-    return None
+    """The value of a purely numeric subexpression (used for exponents); iterative, so a long
+    chain 1+1+…+1 or ------2 costs no stack. Raises LimitError for a power too large to compute."""
+    values: dict[int, Fraction | None] = {}
+    for n in iter_postorder(node):
+        if n.op == "number":
+            values[id(n)] = n.args[0]
+            continue
+        vals = [values[id(c)] for c in n.children]
+        if not vals or any(v is None for v in vals):
+            values[id(n)] = None
+            continue
+        a, b = (vals + [None, None])[:2]
+        out: Fraction | None = None
+        try:
+            if n.op == "neg":
+                out = -a  # type: ignore[operator]
+            elif n.op == "add":
+                out = a + b  # type: ignore[operator]
+            elif n.op == "sub":
+                out = a - b  # type: ignore[operator]
+            elif n.op in ("mul", "hadamard"):
+                out = a * b  # type: ignore[operator]
+            elif n.op in ("div", "elemdiv"):
+                out = a / b  # type: ignore[operator]
+            elif n.op in ("pow", "elempow") and b.denominator == 1:  # type: ignore[union-attr]
+                trivial = a.denominator == 1 and abs(a.numerator) <= 1  # type: ignore[union-attr]
+                bits = (a.numerator.bit_length() + a.denominator.bit_length()) * abs(b)  # type: ignore[union-attr]
+                if not trivial and bits > MAX_CONSTANT_BITS:
+                    raise LimitError(f"the constant {a}^{b} is too large to compute exactly",
+                                     hint="exponents and their bases must stay within double precision")
+                out = a ** int(b)  # type: ignore[operator]
+        except ZeroDivisionError:
+            out = None
+        values[id(n)] = out
+    return values[id(node)]
+
+
+# Builders of a sum of two equal-shaped operands (the build pass flattens chains of them).
+_FLAT_SUM: dict[str, Callable[[list[Expr]], Expr]] = {
+    "add": lambda k: S.add(k[0], k[1]),
+    "sub": lambda k: S.sub(k[0], k[1]),
+}
 
 
 def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = None,
@@ -236,6 +267,7 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
                 spec = "vector" if kind == "prob" else "matrix"
         if spec is None:
             spec = "scalar" if is_greek(name) else ("matrix" if name[0].isupper() else "vector")
+        _check_declared_sizes(name, spec)
         if spec == "scalar" or spec == ():
             shape = (dims.ONE, dims.ONE)
         elif spec == "vector":
@@ -275,7 +307,9 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
             name = node.args[0]
             if name == "I" and "I" not in declared:
                 d = dims.new(flexible=True)
-                typed[id(node)] = _Typed((d, d), lambda k, d=d: Identity(dims.resolve(d)))
+                # An I that turned out 1×1 is the number 1 (and prints and reads back as 1).
+                typed[id(node)] = _Typed((d, d), lambda k, d=d: S.ONE if dims.resolve(d) == 1
+                                         else Identity(dims.resolve(d)))
             elif name in ("ones", "zeros") and name not in declared:
                 d = dims.new(flexible=True)
                 val = S.ONE if name == "ones" else S.ZERO
@@ -310,7 +344,7 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
                 if op == "sub":
                     what = f"cannot subtract {src(right)} ({show_shape(b.shape)}) from {src(left)} ({show_shape(a.shape)})"
                 raise ShapeError(what, text=text, pos=node.pos, hint="the shapes must be equal, or one side a scalar")
-            builders = {"add": lambda k: S.add(k[0], k[1]), "sub": lambda k: S.sub(k[0], k[1]),
+            builders = {"add": _FLAT_SUM["add"], "sub": _FLAT_SUM["sub"],
                         "hadamard": lambda k: S.hadamard(k[0], k[1]),
                         "elemdiv": lambda k: S.hadamard(k[0], S.power(k[1], -1))}
             typed[id(node)] = _Typed(a.shape, builders[op])
@@ -346,15 +380,21 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
                 raise UnsupportedError("the exponent must be a number", text=text, pos=exp_node.pos,
                                        hint="write exp(y.*log(x)) for a variable exponent")
             a = kids[0]
+            if abs(p.numerator) > MAX_EXPONENT or p.denominator > MAX_EXPONENT:
+                raise LimitError(f"the exponent {describe_number(p)} is too large", text=text, pos=exp_node.pos,
+                                 hint=f"exponents have numerator and denominator at most {MAX_EXPONENT}")
             if op == "elempow" or is_scalar(a.shape):
                 # ||E||^2 needs no special case: power() turns sqrt(s)^2 into s.
-                typed[id(node)] = _Typed(a.shape, lambda k, p=p: S.power(k[0], p))
+                typed[id(node)] = _Typed(a.shape, lambda k, p=p: (check_power(k[0], p), S.power(k[0], p))[1])
                 continue
             if dims.find(a.shape[1]) == dims.find(dims.ONE) or not dims.unify(a.shape[0], a.shape[1]):
                 raise ShapeError(f"{src(base_node)} is {show_shape(a.shape)}; ^ needs a square matrix or a scalar",
                                  text=text, pos=node.pos, hint="use .^ for an entrywise power")
             if p.denominator != 1:
                 raise UnsupportedError(f"a matrix power needs an integer exponent, got {p}", text=text, pos=node.pos)
+            if abs(p) > MAX_MATRIX_POWER:
+                raise LimitError(f"the gradient of a matrix power X^{p} has {abs(p)} terms; "
+                                 f"powers up to {MAX_MATRIX_POWER} are supported", text=text, pos=node.pos)
             typed[id(node)] = _Typed(a.shape, lambda k, p=int(p): S.matpow(k[0], p))
         elif op == "call":
             typed[id(node)] = _call(node, kids, dims, text, show_shape, src)
@@ -380,8 +420,29 @@ def infer_shapes(tree: Syntax, text: str, declared: Mapping[str, Any] | None = N
         if not is_scalar(got):
             unify_shapes(got, (want[0], want[1]))
 
+    # A long sum a + b - c + … is built with one add() of all its terms, not one add() per
+    # operator (each of which would re-read every term before it: quadratic in the length).
+    # Only the left operand is absorbed, so a - (b - c) keeps its grouping.
+    sums = {id(n) for n in nodes if n.op in ("add", "sub") and typed[id(n)].build is _FLAT_SUM[n.op]}
+    users: dict[int, int] = {}
+    for n in nodes:
+        for c in n.children:
+            users[id(c)] = users.get(id(c), 0) + 1
+    absorbed = {id(n.children[0]) for n in nodes if id(n) in sums
+                and id(n.children[0]) in sums and users[id(n.children[0])] == 1}
     built: dict[int, Expr] = {}
     for node in nodes:
+        if id(node) in absorbed:
+            continue
+        if id(node) in sums:
+            right: list[tuple[Syntax, bool]] = []
+            n = node
+            while id(n) in sums and (n is node or id(n) in absorbed):
+                right.append((n.children[1], n.op == "sub"))
+                n = n.children[0]
+            terms = [built[id(n)]] + [S.neg(built[id(r)]) if minus else built[id(r)] for r, minus in reversed(right)]
+            built[id(node)] = S.add(*terms)
+            continue
         built[id(node)] = typed[id(node)].build([built[id(c)] for c in node.children])
     expr = built[id(tree)]
     variables = {}

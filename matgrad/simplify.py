@@ -667,6 +667,8 @@ def matpow(x: Expr, k: int) -> Expr:
 
 def diag_mat(v: Expr) -> Expr:
     """diag(v) of a vector; diag(c*ones) = c*I (diag(diag(X)) is not X, so it is left alone)."""
+    if v.is_scalar:  # diag of a 1-vector is that 1×1 value
+        return v
     if is_zero(v):
         return zeros((v.shape[0], v.shape[0]))
     if isinstance(v, Fill):  # diag(c*ones) = c*I
@@ -677,6 +679,8 @@ def diag_mat(v: Expr) -> Expr:
 def diag_vec(x: Expr) -> Expr:
     """diag(X): diag(diag(v)) = v, diag(X') = diag(X), diag(c*X) = c*diag(X), diag(I) = ones,
     and the diagonal of an outer product u*v' is u .* v (x .* x = x.^2)."""
+    if x.is_scalar:  # the diagonal of a 1×1 matrix is itself
+        return x
     if isinstance(x, DiagMat):
         return x.arg
     if isinstance(x, Transpose):

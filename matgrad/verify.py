@@ -42,6 +42,8 @@ FD_NOISE_ULPS = 16.0
 DIAGNOSE_TOL = 1e-3
 # Cap on the entries (directions) finite-differenced per random draw.
 MAX_DIRECTIONS = 240
+# Budget of node evaluations per draw for the first pass of finite differences.
+MAX_NODE_EVALS = 300_000
 # Attempts to find a point in f's domain for each draw.
 TRIES_PER_DRAW = 20
 
@@ -125,10 +127,14 @@ def _size_assignments(names: list[str], rng: np.random.Generator) -> list[dict[s
     if not names:
         return [{}]
     k = len(names)
-    pool = [3, 4, 5, 6, 2] + list(range(7, 7 + max(0, k - 5)))
-    pool = pool[:max(4, k)]
+    # Up to 11 dims get distinct sizes; more dims reuse them, so that an expression with
+    # hundreds of dims is still checked on small matrices (sizes at most 12).
+    base = [3, 4, 5, 6, 2] + list(range(7, 13))
+    pool = (base * (k // len(base) + 1))[:max(4, k)]
     chosen = [pool[int(i)] for i in rng.permutation(len(pool))[:k]]
-    out = [dict(zip(names, chosen)), dict(zip(names, reversed(chosen))), {n: 3 for n in names}]
+    # All equal (3, then 4: some functions are singular at every odd size, e.g. inv(A - A')).
+    out = [dict(zip(names, chosen)), dict(zip(names, reversed(chosen))), {n: 3 for n in names},
+           {n: 4 for n in names}]
     unique: list[dict[str, int]] = []
     for a in out:
         if a not in unique:
@@ -297,6 +303,7 @@ class _Verifier:
         for v in self.vars.values():
             dims |= {d for d in v.dims if isinstance(d, str)}
         self.dim_names = sorted(dims)
+        self._check_sizes()
 
         # Which variables need positive entries / well-conditioned square values.
         self.positive: set[str] = set()
@@ -322,6 +329,26 @@ class _Verifier:
         self.compared = False
 
     # ------------------------------------------------------------------ sizes and points
+
+    def _direction_limit(self) -> int:
+        """Directions per draw: MAX_DIRECTIONS, fewer for a huge f so that the node evaluations
+        per draw stay near MAX_NODE_EVALS (the rest of the entries are sampled)."""
+        work = max([len(self.plan.dependents(n)) for n in self.grads] + [1])
+        return min(MAX_DIRECTIONS, max(24, MAX_NODE_EVALS // (2 * work)))
+
+    def _check_sizes(self) -> None:
+        """Declared sizes are used as given: refuse values too large to check in reasonable time."""
+        from .errors import LimitError
+        from .limits import MAX_VERIFY_ENTRIES
+        plans = [self.plan, *self.claim_plans.values()]
+        for e in (e for plan in plans for e in plan.order):
+            entries = 1
+            for d in e.shape:
+                entries *= d if isinstance(d, int) else 12  # symbolic dims get sizes of at most 12
+            if entries > MAX_VERIFY_ENTRIES:
+                raise LimitError(f"a {e.shape[0]}×{e.shape[1]} value is too large to verify numerically "
+                                 f"(the limit is {MAX_VERIFY_ENTRIES} entries)",
+                                 hint="declare symbolic sizes such as W=mxn, or skip the check with --no-verify")
 
     def _shape(self, var: Var, sizes: Mapping[str, int]) -> tuple[int, int]:
         return tuple(d if isinstance(d, int) else sizes[d] for d in var.dims)  # type: ignore[return-value]
@@ -629,10 +656,11 @@ class _Verifier:
                 break
             planned = {name: self._probes(self.vars[name], point[name].shape) for name in self.grads}
             total = sum(len(p) for p in planned.values())
-            sampled = total > MAX_DIRECTIONS
+            limit = self._direction_limit()
+            sampled = total > limit
             if sampled:
                 for name, probes in planned.items():
-                    quota = max(4, MAX_DIRECTIONS * len(probes) // total)
+                    quota = max(4, limit * len(probes) // total)
                     if quota < len(probes):
                         keep = sorted(self.rng.choice(len(probes), quota, replace=False))
                         planned[name] = [probes[int(i)] for i in keep]

@@ -133,3 +133,68 @@ def test_every_non_equivalent_mutant_is_rejected(capsys):
               f"({100 * killed / max(total, 1):.1f}%), {equivalent} equivalent mutants skipped")
     assert total > 100
     assert survived == 0, survivors
+
+
+# ----------------------------------------------------------------------------- more mutation operators
+
+SWAP_FUNCTION = {"tanh": "sigmoid", "sigmoid": "tanh", "exp": "softplus", "softplus": "exp", "log": "exp",
+                 "sin": "cos", "cos": "sin", "sign": "step", "step": "sign", "relu": "abs", "abs": "relu"}
+
+
+def _more_mutations(g: Expr) -> Iterator[tuple[str, Callable[[], Expr]]]:
+    """Finer mistakes: a wrong function, a wrong exponent or constant, a dropped factor or transpose."""
+    from matgrad.ir import Func, Hadamard, Power
+    for node in postorder(g):
+        if isinstance(node, Func) and node.name in SWAP_FUNCTION:
+            yield "swap a function", lambda n=node: replace(g, n, Func(SWAP_FUNCTION[n.name], n.arg))
+        if isinstance(node, Power):
+            yield "exponent + 1", lambda n=node: replace(g, n, Power(n.arg, n.exponent + 1))
+            yield "negate the exponent", lambda n=node: replace(g, n, Power(n.arg, -n.exponent))
+        if isinstance(node, Const) and node.value not in (0, 1, -1):
+            yield "change a constant", lambda n=node: replace(g, n, Const(n.value + 1))
+        if isinstance(node, Transpose):
+            yield "drop a transpose", lambda n=node: replace(g, n, n.arg)
+        if isinstance(node, (Mul, Hadamard)) and len(node.factors) > 1:
+            cls = type(node)
+            for i in range(len(node.factors)):
+                rest = node.factors[:i] + node.factors[i + 1:]
+                yield "drop a factor", lambda n=node, r=rest, c=cls: replace(g, n, r[0] if len(r) == 1 else c(r))
+
+
+def test_finer_mutants_are_rejected_too(capsys):
+    killed = survived = equivalent = 0
+    survivors = []
+    for expr, wrt, shapes, _ in CASES:
+        d = matgrad.derive(expr, wrt, shapes)
+        g = d.gradients_ir[wrt]
+        seen: set[Expr] = set()
+        tried = 0
+        for kind, make in _more_mutations(g):
+            if tried >= MAX_MUTANTS:
+                break
+            try:
+                m = make()
+            except IRError:
+                continue  # the mutant does not fit (a dropped non-square factor)
+            if m in seen or m == g or m.shape != g.shape:
+                continue
+            seen.add(m)
+            try:
+                if equal_as_functions(g, m, d.variables):
+                    equivalent += 1
+                    continue
+            except (IRError, ValueError, FloatingPointError):
+                continue
+            tried += 1
+            report = check_claim(d.expr, wrt, m)
+            if report.status == "mismatch":
+                killed += 1
+            else:
+                survived += 1
+                survivors.append(f"{expr} d/d{wrt}: {kind} → {to_text(m)}: {report.status}")
+    with capsys.disabled():
+        total = killed + survived
+        print(f"\nfiner mutants: {killed}/{total} non-equivalent mutants killed "
+              f"({100 * killed / max(total, 1):.1f}%), {equivalent} equivalent mutants skipped")
+    assert total > 50
+    assert survived == 0, survivors
