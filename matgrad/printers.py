@@ -134,7 +134,9 @@ def _render_node(e: Expr, out: dict[Expr, tuple[str, int]], wrap) -> tuple[str, 
     if isinstance(e, Hadamard):
         num = [f for f in e.factors if not (isinstance(f, Power) and f.exponent < 0)]
         den = [f for f in e.factors if isinstance(f, Power) and f.exponent < 0]
-        s = " .* ".join(wrap(f, PRODUCT + 1) for f in num) if num else "ones"
+        r, c = e.shape  # with no numerator, 1 ./ X is a matrix of ones of X's shape
+        ones = "ones" if c == 1 else ("ones'" if r == 1 else "ones*ones'")
+        s = " .* ".join(wrap(f, PRODUCT + 1) for f in num) if num else ones
         for d in den:
             assert isinstance(d, Power)
             base = d.arg if d.exponent == -1 else Power(d.arg, -d.exponent)

@@ -588,6 +588,8 @@ def trace(x: Expr) -> Expr:
         return add(*(trace(t) for t in x.terms))
     if isinstance(x, DiagMat):  # tr(diag(v)) = sum(v)
         return sum_(x.arg)
+    if isinstance(x, Identity) and isinstance(x.n, int):  # a declared size: tr(I) is that number
+        return const(x.n)
     return Trace(x)
 
 
@@ -604,6 +606,8 @@ def sum_(x: Expr) -> Expr:
         return sum_(x.arg)
     if isinstance(x, Hadamard) and len(x.factors) == 2 and x.shape[1] == 1:
         return mul(transpose(x.factors[0]), x.factors[1])
+    if isinstance(x, Fill) and all(isinstance(d, int) for d in x.dims):  # sum(ones) of a declared size
+        return mul(x.value, const(x.dims[0] * x.dims[1]))
     if isinstance(x, Fill) and x.value != ONE:
         return mul(x.value, Sum(Fill(ONE, x.dims)))
     return Sum(x)

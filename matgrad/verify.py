@@ -281,6 +281,9 @@ class _Verifier:
         self.claim_word = "your claim" if human else "the claim"
         self._magnitudes: dict[int, tuple[list[np.ndarray], float]] = {}
         self._coarse = 0.0
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            from .errors import MatgradError
+            raise MatgradError(f"the seed must be a non-negative integer, not {seed!r}")
         self.rng = np.random.default_rng(seed)
         self.plan = _Plan(f)
         self.claim_plans = {name: _Plan(g) for name, g in self.grads.items()}

@@ -292,3 +292,17 @@ def test_code_injection_is_a_parse_error_and_runs_nothing():
         r = cli(*args)
         assert r.exit_code == 2 and r.output.startswith("error: "), (args, r.output)
     assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "a", True])
+def test_bad_seed_is_a_matgrad_error(seed):
+    d = matgrad.derive("x'*x", "x")
+    with pytest.raises(MatgradError, match="non-negative integer"):
+        d.verify(seed=seed)
+
+
+def test_bad_seed_on_the_command_line():
+    for args in (["derive", "x'*x", "--wrt", "x", "--seed", "-1"],
+                 ["check", "x'*x", "--wrt", "x", "--claim", "2*x", "--seed", "-5"]):
+        r = cli(*args)
+        assert r.exit_code == 2 and "non-negative integer" in r.output

@@ -239,3 +239,18 @@ def test_regression_generated_code_with_a_variable_named_like_a_builtin():
     d = matgrad.derive("float'*float + 1", "float")
     value, grads = compile_function(d.expr, d.gradients_ir)(np.ones(3))
     assert value == 4.0 and grads["float"].ravel().tolist() == [2.0, 2.0, 2.0]
+
+
+def test_regression_entrywise_reciprocal_of_a_matrix_prints_a_matrix_of_ones():
+    # 1 ./ X with no numerator printed "ones ./ X", which reads back as a vector.
+    d = matgrad.derive("sum(log(log(A)))", "A")
+    assert d.gradient_text() == "ones*ones' ./ log(A) ./ A"
+    back = _compile_claim(d.gradient_text(), d.variables, d.variables["A"])
+    assert _same_function(d.gradients_ir["A"], back)
+
+
+def test_regression_sum_of_ones_of_a_declared_size_is_a_number():
+    # "(1 + sum(ones))*ones" lost the size 4 of x: the ones read back with a free size.
+    d = matgrad.derive("sum(x + sum(x))", "x", ["x=4"])
+    assert d.gradient_text() == "5*ones"
+    assert matgrad.derive("tr(A + I)", "A", ["A=4x4"]).expr == matgrad.derive("tr(A) + 4", "A", ["A=4x4"]).expr
