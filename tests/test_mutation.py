@@ -36,15 +36,6 @@ def replace(root: Expr, target: Expr, new: Expr) -> Expr:
     return done[root]
 
 
-def mutants(g: Expr, variables: dict[str, Var]) -> Iterator[tuple[str, Expr]]:
-    """Each mutant that is still well-shaped (a swap or transpose may not fit)."""
-    for kind, make in _mutations(g, variables):
-        try:
-            yield kind, make()
-        except IRError:
-            continue
-
-
 def _mutations(g: Expr, variables: dict[str, Var]) -> Iterator[tuple[str, Callable[[], Expr]]]:
     yield "scale by 2", lambda: Mul((Const(Fraction(2)), g))
     yield "flip the sign", lambda: Mul((Const(Fraction(-1)), g))
@@ -100,7 +91,9 @@ def equal_as_functions(a: Expr, b: Expr, variables: dict[str, Var]) -> bool:
     return True
 
 
-def test_every_non_equivalent_mutant_is_rejected(capsys):
+def score(mutations: Callable[[Expr, dict[str, Var]], Iterator[tuple[str, Callable[[], Expr]]]]
+          ) -> tuple[int, int, int, list[str]]:
+    """Check every non-equivalent mutant of every corpus gradient: (killed, survived, equivalent, survivors)."""
     killed = survived = equivalent = 0
     survivors = []
     for expr, wrt, shapes, _ in CASES:
@@ -108,9 +101,13 @@ def test_every_non_equivalent_mutant_is_rejected(capsys):
         g = d.gradients_ir[wrt]
         seen: set[Expr] = set()
         tried = 0
-        for kind, m in mutants(g, d.variables):
+        for kind, make in mutations(g, d.variables):
             if tried >= MAX_MUTANTS:
                 break
+            try:
+                m = make()
+            except IRError:
+                continue  # the mutant does not fit (a swap or a dropped non-square factor)
             if m in seen or m == g or m.shape != g.shape:
                 continue
             seen.add(m)
@@ -127,11 +124,20 @@ def test_every_non_equivalent_mutant_is_rejected(capsys):
             else:
                 survived += 1
                 survivors.append(f"{expr} d/d{wrt}: {kind} → {to_text(m)}: {report.status}")
+    return killed, survived, equivalent, survivors
+
+
+def _report(label: str, killed: int, survived: int, equivalent: int, capsys) -> None:  # type: ignore[no-untyped-def]
     with capsys.disabled():
         total = killed + survived
-        print(f"\nmutation test: {killed}/{total} non-equivalent mutants killed "
+        print(f"\n{label}: {killed}/{total} non-equivalent mutants killed "
               f"({100 * killed / max(total, 1):.1f}%), {equivalent} equivalent mutants skipped")
-    assert total > 100
+
+
+def test_every_non_equivalent_mutant_is_rejected(capsys):
+    killed, survived, equivalent, survivors = score(_mutations)
+    _report("mutation test", killed, survived, equivalent, capsys)
+    assert killed + survived > 100
     assert survived == 0, survivors
 
 
@@ -162,39 +168,7 @@ def _more_mutations(g: Expr) -> Iterator[tuple[str, Callable[[], Expr]]]:
 
 
 def test_finer_mutants_are_rejected_too(capsys):
-    killed = survived = equivalent = 0
-    survivors = []
-    for expr, wrt, shapes, _ in CASES:
-        d = matgrad.derive(expr, wrt, shapes)
-        g = d.gradients_ir[wrt]
-        seen: set[Expr] = set()
-        tried = 0
-        for kind, make in _more_mutations(g):
-            if tried >= MAX_MUTANTS:
-                break
-            try:
-                m = make()
-            except IRError:
-                continue  # the mutant does not fit (a dropped non-square factor)
-            if m in seen or m == g or m.shape != g.shape:
-                continue
-            seen.add(m)
-            try:
-                if equal_as_functions(g, m, d.variables):
-                    equivalent += 1
-                    continue
-            except (IRError, ValueError, FloatingPointError):
-                continue
-            tried += 1
-            report = check_claim(d.expr, wrt, m)
-            if report.status == "mismatch":
-                killed += 1
-            else:
-                survived += 1
-                survivors.append(f"{expr} d/d{wrt}: {kind} → {to_text(m)}: {report.status}")
-    with capsys.disabled():
-        total = killed + survived
-        print(f"\nfiner mutants: {killed}/{total} non-equivalent mutants killed "
-              f"({100 * killed / max(total, 1):.1f}%), {equivalent} equivalent mutants skipped")
-    assert total > 50
+    killed, survived, equivalent, survivors = score(lambda g, variables: _more_mutations(g))
+    _report("finer mutants", killed, survived, equivalent, capsys)
+    assert killed + survived > 50
     assert survived == 0, survivors
