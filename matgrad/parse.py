@@ -1,11 +1,19 @@
-"""Text → syntax tree. The grammar is `grammar.lark`; this module turns lark's tree
-into `Syntax` nodes that carry their position, and lark's errors into `ParseError`s
-with a caret. No shapes here: that is `shapes.py`.
+"""Text → syntax tree. The grammar is `grammar.lark`; this module turns text into
+`Syntax` nodes that carry their position, and syntax errors into `ParseError`s with a
+caret. No shapes here: that is `shapes.py`.
+
+Two readers of the one grammar: `read_fast`, a recursive-descent reader with one method
+per grammar rule, and lark's LALR parser built from `grammar.lark`. Importing lark and
+loading its tables costs ~40 ms, more than everything else a CLI call does, so a valid
+expression is read by `read_fast`; whenever it stops (a syntax error, an unknown
+function, input too deep for recursion), the text is read again by lark, which reports
+the error with the grammar's expected tokens, or reads what the fast reader could not.
+The tests read every corpus expression and random token sequences with both and demand
+identical trees, positions included, or an error from both.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -124,16 +132,243 @@ def _check_limits(text: str) -> None:
             depth -= 1
 
 
+# ----------------------------------------------------------------------------- the fast reader
+
+# The terminals of grammar.lark, as one regex. `where` and the norm kinds _1/_2/_F/_fro are
+# read as names here and told apart by the reader where the grammar expects them (lark's
+# contextual lexer does the same: there a name could not stand).
+_TOKEN = re.compile(r"(?P<ws>[ \t\f\r\n]+)"
+                    r"|(?P<number>(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?)"
+                    r"|(?P<name>(?!ᵀ)[^\W\d](?:(?!ᵀ)\w)*)"
+                    r"|(?P<op>\|\||\.\*|\./|\.\^|\.T|[-+*@/^(),='∘⊙ᵀ])")
+_NAME = re.compile(r"(?!ᵀ)[^\W\d](?:(?!ᵀ)\w)*\Z")
+_HADAMARD = frozenset({".*", "∘", "⊙"})
+_TRANSPOSE = frozenset({"'", ".T", "ᵀ"})
+_PRODUCT_OPS = {"*": "mul", "@": "mul", ".*": "hadamard", "∘": "hadamard", "⊙": "hadamard",
+                "./": "elemdiv", "/": "div"}
+_NORM_KINDS = {"_1": "1", "_2": "2", "_F": "F", "_fro": "F"}
+
+
+class _Stop(Exception):
+    """The fast reader cannot go on; lark reads the text again and says why."""
+
+
+class _Node:
+    """A Syntax node and the span it occupies in the text, parentheses and unary + included
+    (lark's "container" span): a parent node's span is its children's containers."""
+    __slots__ = ("syntax", "start", "end")
+
+    def __init__(self, syntax: Syntax, start: int, end: int) -> None:
+        self.syntax, self.start, self.end = syntax, start, end
+
+
+class _Reader:
+    """Recursive descent over grammar.lark, one method per rule."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str, int, int]] = []  # kind, text, start, end
+        i, n = 0, len(text)
+        while i < n:
+            m = _TOKEN.match(text, i)
+            if m is None:
+                raise _Stop
+            kind = m.lastgroup
+            if kind != "ws":
+                self.tokens.append((kind, m.group(), i, m.end()))  # type: ignore[arg-type]
+            i = m.end()
+        self.tokens.append(("end", "", n, n))
+        self.i = 0
+
+    # -- tokens
+    def peek(self) -> tuple[str, str, int, int]:
+        return self.tokens[self.i]
+
+    def take(self) -> tuple[str, str, int, int]:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def expect(self, op: str) -> tuple[str, str, int, int]:
+        tok = self.take()
+        if tok[0] != "op" or tok[1] != op:
+            raise _Stop
+        return tok
+
+    def at(self, *ops: str) -> bool:
+        kind, t, _, _ = self.tokens[self.i]
+        return kind == "op" and t in ops
+
+    # -- rules
+    def start(self) -> Syntax:
+        body = self.expr()
+        kind, t, s, e = self.peek()
+        if kind == "name" and t.startswith("where"):
+            self.i += 1
+            if len(t) > 5:  # `x wherey = 1` is `x where y = 1` to lark's lexer too
+                self.i -= 1
+                self.tokens[self.i] = ("name", t[5:], s + 5, e)
+            bindings = [self.binding()]
+            while self.at(","):
+                self.i += 1
+                bindings.append(self.binding())
+            out = _where(body.syntax, bindings, self.text)
+        else:
+            out = body.syntax
+        if self.peek()[0] != "end":
+            raise _Stop
+        return out
+
+    def binding(self) -> tuple[str, Syntax, int]:
+        kind, name, s, _ = self.take()
+        if kind != "name" or not _NAME.match(name):
+            raise _Stop
+        self.expect("=")
+        return (name, self.expr().syntax, s)
+
+    def expr(self) -> _Node:
+        left = self.product()
+        while self.at("+", "-"):
+            op = "add" if self.take()[1] == "+" else "sub"
+            left = self.binary(op, left, self.product())
+        return left
+
+    def product(self) -> _Node:
+        left = self.unary()
+        while self.at(*_PRODUCT_OPS):
+            op = _PRODUCT_OPS[self.take()[1]]
+            left = self.binary(op, left, self.unary())
+        return left
+
+    def unary(self) -> _Node:
+        if self.at("-"):
+            s = self.take()[2]
+            arg = self.unary()
+            return _Node(Syntax("neg", (arg.syntax,), s, arg.end), s, arg.end)
+        if self.at("+"):
+            s = self.take()[2]
+            arg = self.unary()
+            return _Node(arg.syntax, s, arg.end)
+        return self.power()
+
+    def power(self) -> _Node:
+        base = self.postfix()
+        if self.at("^", ".^"):
+            op = "pow" if self.take()[1] == "^" else "elempow"
+            return self.binary(op, base, self.exponent())
+        return base
+
+    def exponent(self) -> _Node:
+        if self.at("-"):
+            s = self.take()[2]
+            arg = self.exponent()
+            return _Node(Syntax("neg", (arg.syntax,), s, arg.end), s, arg.end)
+        return self.postfix()
+
+    def postfix(self) -> _Node:
+        node = self.atom()
+        while self.at(*_TRANSPOSE):
+            _, _, s, e = self.take()
+            node = _Node(Syntax("transpose", (node.syntax,), s, e), node.start, e)
+        return node
+
+    def atom(self) -> _Node:
+        kind, t, s, e = self.take()
+        if kind == "number":
+            return _Node(Syntax("number", (_number(t, self.text, s),), s, e), s, e)
+        if kind == "name":
+            if not self.at("("):
+                return _Node(Syntax("name", (t,), s, e), s, e)
+            self.i += 1
+            args: list[Syntax] = []
+            if not self.at(")"):
+                args.append(self.expr().syntax)
+                while self.at(","):
+                    self.i += 1
+                    args.append(self.expr().syntax)
+            end = self.expect(")")[3]
+            return _Node(_call(t, tuple(args), s, end, self.text), s, end)
+        if kind == "op" and t == "(":
+            inner = self.expr()
+            return _Node(inner.syntax, s, self.expect(")")[3])
+        if kind == "op" and t == "||":
+            inner = self.expr()
+            end = self.expect("||")[3]
+            norm = "2"
+            k, kt, _, ke = self.peek()
+            if k == "name" and kt.startswith("_"):
+                if kt not in _NORM_KINDS:
+                    raise _Stop
+                norm, end = _NORM_KINDS[kt], ke
+                self.i += 1
+            return _Node(Syntax("norm", (norm, inner.syntax), s, end), s, end)
+        raise _Stop
+
+    def binary(self, op: str, left: _Node, right: _Node) -> _Node:
+        return _Node(Syntax(op, (left.syntax, right.syntax), _op_pos(self.text, left.syntax), right.end),
+                     left.start, right.end)
+
+
+def read_fast(text: str) -> Syntax:
+    """The tree of a valid expression; _Stop (or a MatgradError) where it is not."""
+    return _Reader(text).start()
+
+
+# ----------------------------------------------------------------------------- semantic actions
+# Shared by both readers, so their trees cannot differ in meaning.
+
+def _op_pos(text: str, left: Syntax) -> int:
+    """Position of a binary operator: past the left operand, its closing parentheses and blanks."""
+    i = left.end
+    while i < len(text) and (text[i].isspace() or text[i] == ")"):
+        i += 1
+    return i
+
+
+def _call(fname: str, args: tuple[Syntax, ...], start: int, end: int, text: str) -> Syntax:
+    if fname not in FUNCTIONS:
+        import difflib  # only on this error path: it costs a CLI call a millisecond
+        close = difflib.get_close_matches(fname, list(FUNCTIONS), n=1)
+        hint = f"did you mean {close[0]}?" if close else \
+            f"known functions: {', '.join(sorted(set(FUNCTIONS)))}; write {fname}*(…) for a product"
+        raise UnknownFunctionError(f"unknown function {fname!r}", text=text, pos=start, hint=hint)
+    if len(args) != FUNCTIONS[fname]:
+        raise ParseError(f"{fname} takes {FUNCTIONS[fname]} argument(s), got {len(args)}",
+                         text=text, pos=start)
+    return Syntax("call", (fname, *args), start, end)
+
+
+def _where(body: Syntax, bindings: list[tuple[str, Syntax, int]], text: str) -> Syntax:
+    env: dict[str, Syntax] = {}
+    for name, value, pos in bindings:
+        if name in env:
+            raise ParseError(f"{name!r} is defined twice after 'where'", text=text, pos=pos)
+        env[name] = substitute(value, env)
+    return substitute(body, env)
+
+
+# ----------------------------------------------------------------------------- parse
+
 def parse(text: str) -> Syntax:
     """Parse `text` into a Syntax tree, or raise ParseError with the position of the problem."""
-    from lark import Token, Transformer_NonRecursive, v_args
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
     if not isinstance(text, str):
         raise ParseError(f"expected the expression as a string, got {type(text).__name__}")
     if not text.strip():
         raise ParseError("empty expression", text=text, pos=0)
     _check_limits(text)
+    try:
+        out = read_fast(text)
+    except (_Stop, MatgradError, RecursionError):
+        out = read_with_lark(text)  # says what is wrong, where, and what the grammar expected
+    _check_chains(out, text)
+    return out
+
+
+def read_with_lark(text: str) -> Syntax:
+    """The tree as lark's parser for grammar.lark reads it; ParseError with lark's expected tokens."""
+    from lark import Token, Transformer_NonRecursive, v_args
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
     try:
         tree = _parser().parse(text)
     except UnexpectedCharacters as e:
@@ -159,13 +394,6 @@ def parse(text: str) -> Syntax:
             return 0, 0
         return meta.start_pos, meta.end_pos
 
-    def op_pos(left: Syntax) -> int:
-        """Position of the binary operator: the first non-blank after the left operand."""
-        i = left.end
-        while i < len(text) and text[i].isspace():
-            i += 1
-        return i
-
     @v_args(meta=True)
     class ToSyntax(Transformer_NonRecursive):  # type: ignore[misc]
         def number(self, meta: Any, c: list[Token]) -> Syntax:
@@ -175,18 +403,7 @@ def parse(text: str) -> Syntax:
             return Syntax("name", (str(c[0]),), *span(meta))
 
         def call(self, meta: Any, c: list[Any]) -> Syntax:
-            fname = str(c[0])
-            args = tuple(a for a in c[1:] if a is not None)
-            start, end = span(meta)
-            if fname not in FUNCTIONS:
-                close = difflib.get_close_matches(fname, list(FUNCTIONS), n=1)
-                hint = f"did you mean {close[0]}?" if close else \
-                    f"known functions: {', '.join(sorted(set(FUNCTIONS)))}; write {fname}*(…) for a product"
-                raise UnknownFunctionError(f"unknown function {fname!r}", text=text, pos=start, hint=hint)
-            if len(args) != FUNCTIONS[fname]:
-                raise ParseError(f"{fname} takes {FUNCTIONS[fname]} argument(s), got {len(args)}",
-                                 text=text, pos=start)
-            return Syntax("call", (fname, *args), start, end)
+            return _call(str(c[0]), tuple(a for a in c[1:] if a is not None), *span(meta), text)
 
         def norm(self, meta: Any, c: list[Any]) -> Syntax:
             kind = str(c[1]).lstrip("_") if len(c) > 1 else "2"
@@ -202,7 +419,7 @@ def parse(text: str) -> Syntax:
 
         def _binary(self, op: str, meta: Any, c: list[Any]) -> Syntax:
             left, right = c[0], c[-1]
-            return Syntax(op, (left, right), op_pos(left), span(meta)[1])
+            return Syntax(op, (left, right), _op_pos(text, left), span(meta)[1])
 
         def add(self, meta: Any, c: list[Any]) -> Syntax: return self._binary("add", meta, c)
         def sub(self, meta: Any, c: list[Any]) -> Syntax: return self._binary("sub", meta, c)
@@ -217,23 +434,15 @@ def parse(text: str) -> Syntax:
             return (str(c[0]), c[1], c[0].start_pos)
 
         def where(self, meta: Any, c: list[Any]) -> Syntax:
-            body, bindings = c[0], c[1:]
-            env: dict[str, Syntax] = {}
-            for name, value, pos in bindings:
-                if name in env:
-                    raise ParseError(f"{name!r} is defined twice after 'where'", text=text, pos=pos)
-                env[name] = substitute(value, env)
-            return substitute(body, env)
+            return _where(c[0], c[1:], text)
 
     from lark.exceptions import VisitError
     try:
-        out = ToSyntax().transform(tree)
+        return ToSyntax().transform(tree)
     except VisitError as e:  # errors raised inside the transformer come wrapped
         if isinstance(e.orig_exc, MatgradError):
             raise e.orig_exc from None
         raise
-    _check_chains(out, text)
-    return out
 
 
 _PRODUCTS = frozenset({"mul", "hadamard", "elemdiv", "div"})
