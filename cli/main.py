@@ -7,7 +7,6 @@ failed, 2 bad input.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Callable
 
@@ -98,6 +97,7 @@ def derive(expr: str, wrt: tuple[str, ...], shapes: tuple[str, ...], fmt: str, e
         d = matgrad.derive(expr, list(wrt), shapes)
         report = None if no_verify else d.verify(seed=seed) if len(d.absent) < len(d.wrt) else None
         if fmt == "json":
+            import json
             click.echo(json.dumps(_json(d, report), indent=2, ensure_ascii=False))
         elif fmt in ("numpy", "jax", "torch"):
             from matgrad.codegen import generate

@@ -5,7 +5,7 @@ are ints or symbolic names ("n", "m", …) fixed by `infer_shapes`. Gradients ar
 built from the same node set, so they can be printed, evaluated, verified and
 differentiated again.
 
-Nodes are frozen dataclasses compared by structure; their hash is cached so that
+Nodes are immutable records (`@node`) compared by structure; their hash is cached so that
 dictionaries keyed by nodes (adjoints, common subexpressions) stay linear.
 The raw constructors do no simplification: `simplify.py` provides the smart
 constructors that keep expressions canonical.
@@ -13,9 +13,7 @@ constructors that keep expressions canonical.
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Union
 
@@ -68,24 +66,58 @@ def _structural_eq(self: "Expr", other: object) -> bool:
     return True
 
 
-def node(cls: type) -> type:
-    """Make `cls` a frozen dataclass with structural equality, a cached hash and a shape."""
-    original_post_init = cls.__dict__.get("__post_init__")
+def _frozen(self: "Expr", name: str, value: Any) -> None:
+    raise AttributeError(f"{type(self).__name__} nodes are immutable")
 
-    def __post_init__(self: Expr) -> None:
-        if original_post_init is not None:
-            original_post_init(self)
+
+def _bind(cls: type, names: tuple[str, ...], defaults: dict[str, Any], args: tuple, kwargs: dict) -> tuple:
+    """Positional and keyword arguments → one value per field, as a call signature would."""
+    if len(args) > len(names):
+        raise TypeError(f"{cls.__name__} takes {len(names)} arguments, got {len(args)}")
+    values = dict(zip(names, args))
+    for k, v in kwargs.items():
+        if k not in names or k in values:
+            raise TypeError(f"{cls.__name__} got an unexpected or repeated argument {k!r}")
+        values[k] = v
+    for n in names:
+        if n not in values:
+            if n not in defaults:
+                raise TypeError(f"{cls.__name__} is missing the argument {n!r}")
+            values[n] = defaults[n]
+    return tuple(values[n] for n in names)
+
+
+def node(cls: type) -> type:
+    """Make `cls` an immutable node: an __init__ over its annotated fields (in order, with
+    their class-level defaults), structural equality, a cached hash and a shape.
+
+    Not `dataclasses.dataclass`: it writes and compiles five methods per class, which
+    made importing this module a noticeable part of a CLI call's start-up.
+    """
+    names = tuple(n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_"))
+    defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+    count = len(names)
+
+    check = cls.__dict__.get("__post_init__")  # a node's own validation of its operands
+    type_name = cls.__name__
+
+    def __init__(self: Expr, *args: Any, **kwargs: Any) -> None:
+        if kwargs or len(args) != count:
+            args = _bind(cls, names, defaults, args, kwargs)
+        for name, value in zip(names, args):
+            object.__setattr__(self, name, value)
+        if check is not None:
+            check(self)
         object.__setattr__(self, "shape", self._shape())
         # Hashed at construction: children are hashed already, so this is O(1) and never recursive.
-        fields = tuple(getattr(self, f) for f in self._field_names)
-        object.__setattr__(self, "_hash", hash((type(self).__name__,) + fields))
+        object.__setattr__(self, "_hash", hash((type_name,) + args))
 
-    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
-    cls = dataclass(frozen=True, eq=False, repr=False)(cls)
-    # dataclasses.fields() is slow and nodes are built by the hundred thousand: read it once.
-    cls._field_names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+    cls._field_names = names  # type: ignore[attr-defined]
     cls.__hash__ = _cached_hash  # type: ignore[assignment]
     cls.__eq__ = _structural_eq  # type: ignore[assignment]
+    cls.__setattr__ = _frozen  # type: ignore[assignment]
+    cls.__delattr__ = _frozen  # type: ignore[assignment]
     return cls
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections import Counter
 from fractions import Fraction
+from functools import lru_cache
 from typing import Callable, Iterable
 
 from .ir import (
@@ -47,7 +48,9 @@ ZERO = Const(Fraction(0))
 ONE = Const(Fraction(1))
 
 
+@lru_cache(maxsize=4096)
 def const(v: int | Fraction) -> Const:
+    # Numbers are built by the thousand during simplification, mostly the same few.
     return Const(Fraction(v))
 
 
