@@ -51,6 +51,10 @@ def _run(action: Callable[[], int]) -> None:
         sys.exit(2)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except BrokenPipeError:  # the reader left (matgrad … | head -1): nothing more to say
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(1)
     except Exception as e:  # an internal bug: say so in one line rather than a traceback
         click.echo(f"internal error: {type(e).__name__}: {e} (please report this expression)", err=True)
         sys.exit(1)

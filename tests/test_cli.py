@@ -81,3 +81,16 @@ def test_help_shows_examples():
     for cmd in ("derive", "network", "check"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Examples" in r.output
+
+
+def test_a_closed_pipe_is_not_an_internal_error():
+    """`matgrad … | head -1`: the reader leaves before matgrad writes; no traceback, no 'internal error'."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", "from matgrad_cli.main import main; main()",
+                             "derive", "||W'*W*x - x||^2", "--wrt", "W", "--no-verify"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # type: ignore[union-attr]
+    err = proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "internal error" not in err, err
