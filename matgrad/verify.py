@@ -124,7 +124,37 @@ def _show(expr: Expr) -> str:
         return type(expr).__name__
 
 
-def _size_assignments(names: list[str], rng: np.random.Generator) -> list[dict[str, int]]:
+class _Random:
+    """Seeded draws on Python's Mersenne Twister, handed to NumPy as arrays.
+
+    Not numpy.random: importing it costs a verified CLI call more than the verification
+    does (it pulls in `secrets` and five bit generators), and the draws here are a few
+    dozen numbers. The same seed gives the same draws on every machine.
+    """
+
+    def __init__(self, seed: int) -> None:
+        import random
+        self._r = random.Random(int(seed))
+
+    def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        g = self._r.gauss
+        return np.array([g(0.0, 1.0) for _ in range(math.prod(shape))]).reshape(shape)
+
+    def uniform(self, low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
+        u = self._r.uniform
+        return np.array([u(low, high) for _ in range(math.prod(shape))]).reshape(shape)
+
+    def permutation(self, n: int) -> list[int]:
+        out = list(range(n))
+        self._r.shuffle(out)
+        return out
+
+    def choice(self, n: int, k: int, replace: bool = False) -> list[int]:
+        assert not replace
+        return self._r.sample(range(n), k)
+
+
+def _size_assignments(names: list[str], rng: "_Random") -> list[dict[str, int]]:
     """Candidate sizes for the dims: distinct and seeded, then reversed, then all equal.
 
     Distinct sizes catch missing transposes; the reversed order flips every
@@ -168,7 +198,7 @@ def _always_positive(e: Expr) -> bool:
     return False
 
 
-def _draw(rng: np.random.Generator, var: Var, shape: tuple[int, int], strategy: str,
+def _draw(rng: "_Random", var: Var, shape: tuple[int, int], strategy: str,
           shrink: float = 1.0) -> np.ndarray:
     """A random value for `var` following `strategy`, respecting its kind; an unconstrained
     draw is scaled by `shrink`."""
@@ -296,7 +326,7 @@ class _Verifier:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             from .errors import MatgradError
             raise MatgradError(f"the seed must be a non-negative integer, not {seed!r}")
-        self.rng = np.random.default_rng(seed)
+        self.rng = _Random(seed)
         self.plan = _Plan(f)
         self.claim_plans = {name: _Plan(g) for name, g in self.grads.items()}
 
@@ -761,7 +791,7 @@ def verify(f: Expr, gradients: Mapping[str, Expr], *, seed: int = 0, draws: int 
     `gradients` maps a variable name to an expression of that variable's shape
     claimed to be ∂f/∂var (for symmetric/SPD variables: the symmetric gradient).
     Symbolic dims get small distinct sizes, inputs are drawn from
-    np.random.default_rng(seed) inside f's domain, and every entry (or, for big
+    a generator seeded with `seed` inside f's domain, and every entry (or, for big
     inputs, a sample plus a random direction) is compared at `draws` points.
     ok is True only when every draw verified. Deterministic for equal inputs.
     Raises NotScalarError when f is not 1×1 and ValueError when nothing is claimed.
