@@ -6,9 +6,8 @@ parse → infer_shapes → build_network → backward → simplify → printers 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from . import simplify as S
 from .backward import Adjoints, backward
@@ -91,20 +90,25 @@ def _wrt_list(wrt: str | Iterable[str] | None) -> list[str]:
     return out
 
 
-@dataclass
 class Derivation:
     """A derived gradient: the function, its network view, the adjoints and the gradients.
 
     `gradients_ir` holds matgrad's own expressions; `gradient`/`gradients` give SymPy.
     """
-    text: str
-    expr: Expr
-    variables: dict[str, Var]
-    wrt: list[str]
-    network: Network
-    adjoints: Adjoints
-    gradients_ir: dict[str, Expr]
-    absent: list[str]
+
+    def __init__(self, text: str, expr: Expr, variables: dict[str, Var], wrt: list[str], network: Network,
+                 adjoints: Adjoints, gradients_ir: dict[str, Expr], absent: list[str]) -> None:
+        self.text = text
+        self.expr = expr
+        self.variables = variables
+        self.wrt = wrt
+        self.network = network
+        self.adjoints = adjoints
+        self.gradients_ir = gradients_ir
+        self.absent = absent
+
+    def __repr__(self) -> str:
+        return f"<Derivation of {self.text!r} w.r.t. {', '.join(self.wrt)}>"
 
     # --- SymPy at the boundary
     @cached_property
@@ -276,8 +280,7 @@ def _layer_delta(layer: Layer, adj: Adjoints) -> Expr:
     return adjoint(layer.node, above, layer.node.children().index(layer.z))
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     """Outcome of checking a human-written gradient."""
     ok: bool
     report: Any

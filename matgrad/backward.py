@@ -9,27 +9,25 @@ rule, i.e. the transpose of its gradient.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import simplify as S
 from .ir import Expr, Var, depends_on, postorder
 from .rules import adjoint
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):
     """One occurrence of a variable and what it contributes to that variable's gradient."""
     variable: str
     via: Expr          # the node that uses the variable (W in W*x, or W' in W'*W*x)
     amount: Expr       # the contribution to ∇ variable
 
 
-@dataclass
-class Adjoints:
+class Adjoints(NamedTuple):
     """Result of the reverse pass."""
     adjoint: dict[Expr, Expr]                      # ∂J/∂node for every node on a path to a wrt variable
     gradients: dict[str, Expr]                     # ∇ for each wrt variable (unsimplified sum)
-    contributions: list[Contribution] = field(default_factory=list)
+    contributions: list[Contribution]
 
 
 def backward(root: Expr, wrt: list[Var], also: frozenset[Expr] = frozenset()) -> Adjoints:

@@ -14,7 +14,8 @@ ordinary adjoint: δ⁽ˡ⁾ = ∂J/∂z⁽ˡ⁾.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Mapping, NamedTuple
+
 
 from . import simplify as S
 from .ir import Add, Expr, Fill, Func, Hadamard, Mul, Power, Sum, Transpose, Var, depends_on, postorder
@@ -22,8 +23,7 @@ from .printers import to_text
 from .rules import adjoint
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One layer: z⁽ˡ⁾ goes in, `node` comes out.
 
     kind is "weight" (node = W z or z V), "activation" (an entrywise f, node = f(z)),
@@ -46,15 +46,17 @@ class Layer:
         return self.inputs[0]
 
 
-@dataclass
 class Network:
     """The layers in order from the input to the output, and the objective J on top."""
-    expr: Expr                      # the expression, products re-associated one weight per layer
-    layers: list[Layer]
-    output: Expr                    # z⁽ⁿ⁾ fed to J
-    J: str                          # "sum" (J = Σ z) or "z" (the output layer is the value)
-    wrt: tuple[str, ...]
-    deltas: dict[int, Expr] = field(default_factory=dict)   # layer index → δ⁽ˡ⁾ (simplified)
+
+    def __init__(self, expr: Expr, layers: list[Layer], output: Expr, J: str, wrt: tuple[str, ...],
+                 deltas: Mapping[int, Expr] | None = None) -> None:
+        self.expr = expr        # the expression, products re-associated one weight per layer
+        self.layers = layers
+        self.output = output    # z⁽ⁿ⁾ fed to J
+        self.J = J              # "sum" (J = Σ z) or "z" (the output layer is the value)
+        self.wrt = wrt
+        self.deltas: Mapping[int, Expr] = deltas if deltas is not None else {}  # layer index → δ⁽ˡ⁾ (simplified)
 
     @property
     def is_chain(self) -> bool:

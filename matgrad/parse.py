@@ -15,11 +15,10 @@ identical trees, positions included, or an error from both.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import LimitError, MatgradError, ParseError, UnknownFunctionError
 
@@ -39,8 +38,7 @@ FUNCTIONS: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
-class Syntax:
+class Syntax(NamedTuple):
     """One node of the syntax tree: an operation name, its arguments and where it stands.
 
     op is one of: number, name, call, add, sub, mul, hadamard, elemdiv, div, neg,

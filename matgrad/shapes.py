@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, NamedTuple, Union
 
 from . import simplify as S
 from .errors import DomainError, LimitError, ParseError, ShapeError, UnsupportedError
@@ -158,14 +157,12 @@ class _Dims:
         return self.value[self.find(i)] == 1
 
 
-@dataclass
-class _Typed:
+class _Typed(NamedTuple):
     shape: tuple[int, int]
     build: Callable[[list[Expr]], Expr]
 
 
-@dataclass(frozen=True)
-class Typed:
+class Typed(NamedTuple):
     """The result of `infer_shapes`: the IR and every variable with its resolved shape."""
     expr: Expr
     variables: dict[str, Var]
