@@ -44,6 +44,11 @@ from .ir import (
     LogDet, LogSumExp, MatPow, Mul, Power, Shape, Softmax, Sum, Trace, Transpose, Var, postorder,
 )
 
+# The smart constructors are pure functions of their (interned, immutable) operands, and
+# the simplifier's candidate forms rebuild the same products and sums thousands of times
+# over (a derivation asks for ~5000 products of ~200 distinct ones): remember them.
+_remembered = lru_cache(maxsize=16384)
+
 ZERO = Const(Fraction(0))
 ONE = Const(Fraction(1))
 
@@ -91,6 +96,7 @@ def split_coefficient(t: Expr) -> tuple[Fraction, Expr | None]:
     return Fraction(1), t
 
 
+@_remembered
 def add(*terms: Expr) -> Expr:
     """Sum with like terms collected; first-appearance order is kept for readable output."""
     if not terms:
@@ -162,6 +168,7 @@ def _power_parts(e: Expr) -> tuple[Expr, Fraction]:
     return e, Fraction(1)
 
 
+@_remembered
 def mul(*factors: Expr) -> Expr:
     """Product: 1×1 factors scale (and commute), the others form a chain whose inner dims match."""
     coef = Fraction(1)
@@ -388,6 +395,7 @@ def mul_chain(factors: Iterable[Expr]) -> Expr | None:
     return mul(*fs) if fs else None
 
 
+@_remembered
 def transpose(x: Expr) -> Expr:
     """x' pushed towards the leaves.
 
@@ -1203,8 +1211,9 @@ def simplify(root: Expr) -> Expr:
     e = canonical(root)
     memo: dict = {}
     expand_memo: dict = {}
+    improved: dict[Expr, Expr] = {}
     for _ in range(MAX_PASSES):
-        new = _pass(e, memo, expand_memo)
+        new = _pass(e, memo, expand_memo, improved)
         if new == e:
             break
         e = new
@@ -1214,10 +1223,15 @@ def simplify(root: Expr) -> Expr:
 MAX_PASSES = 4
 
 
-def _pass(e: Expr, memo: dict, expand_memo: dict) -> Expr:
+def _pass(e: Expr, memo: dict, expand_memo: dict, improved: dict[Expr, Expr]) -> Expr:
+    """One bottom-up sweep. `improved` remembers _improve across sweeps: the sweep that
+    confirms nothing changes meets only nodes it has seen."""
     done: dict[Expr, Expr] = {}
     for node in postorder(e):
         kids = node.children()
         new = _rebuild(node, tuple(done[c] for c in kids)) if kids else node
-        done[node] = _improve(new, memo, expand_memo)
+        better = improved.get(new)
+        if better is None:
+            better = improved[new] = _improve(new, memo, expand_memo)
+        done[node] = better
     return done[e]
