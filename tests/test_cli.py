@@ -87,10 +87,27 @@ def test_a_closed_pipe_is_not_an_internal_error():
     """`matgrad … | head -1`: the reader leaves before matgrad writes; no traceback, no 'internal error'."""
     import subprocess
     import sys
-    proc = subprocess.Popen([sys.executable, "-c", "from matgrad_cli.main import main; main()",
+    proc = subprocess.Popen([sys.executable, "-c", "from matgrad_cli.main import run; run()",
                              "derive", "||W'*W*x - x||^2", "--wrt", "W", "--no-verify"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # type: ignore[union-attr]
     err = proc.stderr.read().decode()  # type: ignore[union-attr]
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err and "internal error" not in err, err
+
+
+@pytest.mark.parametrize("args,code,stream,needle", [
+    (["derive", "x'*A*x", "--wrt", "x"], 0, "stdout", "(A + A')*x"),
+    (["check", "x'*A*x", "--wrt", "x", "--claim", "2*A*x"], 1, "stdout", "mismatch"),
+    (["derive", "x'*A*", "--wrt", "x"], 2, "stderr", "ends too early"),
+    (["--version"], 0, "stdout", "version"),
+])
+def test_console_script_exit_codes_and_output(args, code, stream, needle):
+    """The console script (`run`) leaves with os._exit: codes and flushed output must survive it."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", "from matgrad_cli.main import run; run()", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert needle in getattr(proc, stream)
+    assert "Traceback" not in proc.stderr
