@@ -49,6 +49,13 @@ from .ir import (
 # over (a derivation asks for ~5000 products of ~200 distinct ones): remember them.
 _remembered = lru_cache(maxsize=16384)
 
+
+def clear_caches() -> None:
+    """Forget remembered results (benchmarks time a cold derivation with this)."""
+    for f in (add, mul, transpose, const):
+        f.cache_clear()
+
+
 ZERO = Const(Fraction(0))
 ONE = Const(Fraction(1))
 
