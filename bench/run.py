@@ -43,6 +43,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 if _THREADS == "1":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    # JAX 0.10's CPU backend ignores those flags and runs a 2000×2000 product on every core
+    # (CPU time twice its wall time, measured): pin the whole process to one core instead.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import numpy as np  # noqa: E402
 
@@ -517,7 +521,8 @@ def machine() -> list[str]:
         load = "; load average at the end " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         pass
-    return [f"- CPU: {cpu}; nproc {os.cpu_count()}; benchmark run with {_THREADS} thread(s) per library"
+    pinned = (f", pinned to {len(os.sched_getaffinity(0))} core(s)" if hasattr(os, "sched_getaffinity") else "")
+    return [f"- CPU: {cpu}; nproc {os.cpu_count()}; benchmark run with {_THREADS} thread(s) per library{pinned}"
             f"{threads}{load}",
             f"- {platform.platform()}",
             "- " + ", ".join(versions)]
