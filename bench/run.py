@@ -222,6 +222,17 @@ CASES = [
 ]
 
 
+def _dim_sizes(d: Any, data: dict) -> dict[str, int]:
+    """Each symbolic dimension of the derivation's variables, read off the arrays."""
+    out: dict[str, int] = {}
+    for name, v in d.variables.items():
+        shape = np.shape(data[name]) if name in data else ()
+        for axis, dim in enumerate(v.dims):
+            if isinstance(dim, str) and axis < len(shape):
+                out[dim] = int(shape[axis])
+    return out
+
+
 def _peers(case: Case, data: dict) -> dict[str, Callable[[], Any]]:
     """name → zero-argument callable computing (F, gradients) with that peer."""
     out: dict[str, Callable[[], Any]] = {}
@@ -269,20 +280,25 @@ def bench_gradients(quick: bool, budget: float) -> tuple[list[dict], list[str]]:
     for case in CASES:
         d = matgrad.derive(case.expr, case.wrt, case.shapes)
         order = list(d.variables)
-        f_only = compile_function(d.expr, {}, "numpy", order=order)
-        vg = compile_function(d.expr, d.gradients_ir, "numpy", order=order)
-        mg_jax = None
-        if jax is not None:
-            mg_jax = jax.jit(compile_function(d.expr, d.gradients_ir, "jax", order=order))
+        generic = compile_function(d.expr, d.gradients_ir, "numpy", order=order)
         for sizes in (case.sizes[:1] if quick else case.sizes):
             rng = np.random.default_rng(0)
             data = case.draw(rng, sizes)
             args = [data[n] for n in order]
+            # The code is generated for these sizes, as a user would with --shape W=1000x2000:
+            # chain orders and shared sub-products are fixed then (jax.jit specializes too).
+            known = _dim_sizes(d, data)
+            f_only = compile_function(d.expr, {}, "numpy", order=order, sizes=known)
+            vg = compile_function(d.expr, d.gradients_ir, "numpy", order=order, sizes=known)
+            mg_jax = None
+            if jax is not None:
+                mg_jax = jax.jit(compile_function(d.expr, d.gradients_ir, "jax", order=order, sizes=known))
             value, grads = vg(*args)
             row: dict[str, Any] = {"case": case.name, "size": case.size_label(sizes),
                                    "floor": case.floor(sizes) if case.floor else None}
             row["F (matgrad numpy)"] = timeit(lambda: f_only(*args), budget)
             row["matgrad numpy"] = timeit(lambda: vg(*args), budget)
+            row["generic"] = timeit(lambda: generic(*args), budget)
             timings: dict[str, Callable[[], Any]] = dict(_peers(case, data))
             if mg_jax is not None:
                 jargs = [jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
@@ -550,18 +566,21 @@ def report(grad_rows: list[dict], grad_notes: list[str], deriv: list[dict], dept
            "", "## Machine", "", *machine(), ""]
     out += ["## (a) Gradient evaluation", "",
             "F = the numpy code matgrad generates for F alone; *value+grad* = matgrad's generated numpy "
-            "`value_and_grad` (F and all gradients). Peers compute F and the same gradients from F written "
+            "`value_and_grad` (F and all gradients), generated for the case's sizes (chain orders and shared "
+            "sub-products fixed at generation time); *shape-generic* = the same without sizes (products of "
+            "three or more factors ordered by `multi_dot` at call time). Peers compute F and the same gradients from F written "
             "by hand with the best association of each product; their times are after jit compilation. "
             "Ratios in parentheses: peer time / matgrad numpy value+grad time (> 1: matgrad is faster).", "",
             "*product floor* = (value+grad)/F counted in multiply-adds of the matrix products for the best "
             "schedule: the lowest grad/F any implementation can reach, entrywise work aside.", "",
-            "| case | size | F | value+grad | grad/F | product floor | " + " | ".join(PEER_COLUMNS) + " |",
-            "|---|---|---|---|---|---|" + "---|" * len(PEER_COLUMNS)]
+            "| case | size | F | value+grad | grad/F | product floor | shape-generic | " + " | ".join(PEER_COLUMNS) + " |",
+            "|---|---|---|---|---|---|---|" + "---|" * len(PEER_COLUMNS)]
     for r in grad_rows:
         f, m = r["F (matgrad numpy)"], r["matgrad numpy"]
         peers = " | ".join(f"{_ms(r[p])} ({r[p] / m:.2f})" if p in r else "–" for p in PEER_COLUMNS)
         floor = f"{r['floor']:.2f}" if r.get("floor") else "–"
-        out.append(f"| {_cell(r['case'])} | {r['size']} | {_ms(f)} | {_ms(m)} | {m / f:.2f} | {floor} | {peers} |")
+        out.append(f"| {_cell(r['case'])} | {r['size']} | {_ms(f)} | {_ms(m)} | {m / f:.2f} | {floor} | "
+                   f"{_ms(r.get('generic'))} | {peers} |")
     if grad_notes:
         out += ["", *[f"- {_cell(n)}" for n in grad_notes]]
     out += ["", "## (b) Derivation time", "",

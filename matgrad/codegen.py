@@ -21,6 +21,11 @@ to be read:
   call time), so W'*W*x is computed as W'(Wx) and an outer product u*v' inside a
   chain is never formed. Single-use sub-products are flattened into the chain that
   uses them so the whole product is ordered at once.
+- When the sizes are known at generation time (numeric dims, or `sizes=`), the same
+  programme runs then instead, the order is written out with `@`, and a sub-product
+  that several chains form is computed once: F = ||W*X*V - U||^2 with a thin V is
+  W @ (X @ V) and its ∇W reuses X @ V as (X @ V).T. A later chain may reuse what an
+  earlier one formed at no cost; an earlier chain's order is never bent for a later one.
 - tr(A*B) is computed as sum(A .* B') and diag(A*B) as a row sum, never forming
   the product; diag(v) inside a product scales rows or columns instead.
 
@@ -260,12 +265,67 @@ def _py_name(name: str, taken: set[str]) -> str:
     return out
 
 
+def _sub_key(sub: list[tuple[Expr, bool]]) -> tuple[tuple, bool]:
+    """A sub-chain's identity up to a transpose, and whether `sub` is the transposed spelling.
+    (A*B)' = B'*A': the same factors reversed with every flip toggled."""
+    here = tuple((f, flip) for f, flip in sub)
+    there = tuple((f, not flip) for f, flip in reversed(sub))
+    memo: dict[Expr, int] = {}
+    rank = lambda t: [(_key(f, memo), flip) for f, flip in t]  # noqa: E731 - a deterministic order
+    return (here, False) if rank(here) <= rank(there) else (there, True)
+
+
+class _Plan:
+    """The order of one chain: split[(i, j)] = k means chain[i..j] = chain[i..k] @ chain[k+1..j]."""
+
+    def __init__(self, split: dict[tuple[int, int], int], n: int) -> None:
+        self.split = split
+        self.n = n
+
+    def products(self, chain: list[tuple[Expr, bool]]) -> list[tuple]:
+        """The keys of the sub-products this order forms or reuses (not the whole chain)."""
+        out = []
+        stack = [(0, self.n - 1)]
+        while stack:
+            i, j = stack.pop()
+            if i == j:
+                continue
+            if (i, j) != (0, self.n - 1):
+                out.append(_sub_key(chain[i:j + 1])[0])
+            if (i, j) in self.split:
+                k = self.split[(i, j)]
+                stack += [(i, k), (k + 1, j)]
+        return out
+
+
+def _order_chain(chain: list[tuple[Expr, bool]], dims: list[tuple[int, int]], available: set[tuple]) -> _Plan:
+    """The classic matrix-chain dynamic programme, where a sub-product already formed by an
+    earlier chain costs nothing (it is not split further: it is reused whole)."""
+    n = len(chain)
+    cost: dict[tuple[int, int], int] = {(i, i): 0 for i in range(n)}
+    split: dict[tuple[int, int], int] = {}
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            if length < n and _sub_key(chain[i:j + 1])[0] in available:
+                cost[(i, j)] = 0
+                continue
+            best = None
+            for k in range(i, j):
+                c = cost[(i, k)] + cost[(k + 1, j)] + dims[i][0] * dims[k][1] * dims[j][1]
+                if best is None or c < best[0]:
+                    best = (c, k)
+            cost[(i, j)], split[(i, j)] = best  # type: ignore[misc]
+    return _Plan(split, n)
+
+
 class _Printer:
     """Prints the union DAG of the roots as statements, in postorder."""
 
     def __init__(self, roots: list[Expr], backend: _Backend, var_names: dict[str, str],
-                 dim_names: dict[str, str], taken: set[str]) -> None:
+                 dim_names: dict[str, str], taken: set[str], sizes: dict[str, int] | None = None) -> None:
         self.b = backend
+        self.sizes = dict(sizes or {})
         self.var_names = var_names
         self.dim_names = dim_names
         self.taken = taken
@@ -294,6 +354,10 @@ class _Printer:
         self.code: dict[Expr, tuple[str, int]] = {}
         self._absorbed_memo: dict[Expr, bool] = {}
         self.lazy_memo: dict[Expr, bool] = {}
+        self.plans: dict[tuple[tuple[Expr, bool], ...], _Plan] = {}
+        self.sub_uses: dict[tuple, int] = {}
+        self.sub_names: dict[tuple, tuple[str, bool]] = {}
+        self._plan_chains()
 
     # -- names and calls
     def fresh(self) -> str:
@@ -341,13 +405,20 @@ class _Printer:
                 out = isinstance(p, (Mul, Trace, DiagVec, Transpose))
             elif isinstance(e, Transpose) and isinstance(e.arg, Mul) and self.uses[e.arg] == 1:
                 out = isinstance(p, Mul)
+        if isinstance(e, Transpose) and e not in self.roots and not e.is_scalar and self.parents.get(e) \
+                and all(isinstance(p, Mul) for p in self.parents[e]):
+            out = True  # every user is a chain, which reads it as its argument flipped: no local t = r.T
         memo[e] = out
         return out
 
     def flatten(self, e: Expr, flip: bool, scalars: list[Expr], out: list[tuple[Expr, bool]]) -> None:
         """e (transposed if flip) as scalar factors and a chain of (node, transposed) factors."""
         if isinstance(e, Transpose):
-            self.flatten(e.arg, not flip, scalars, out)
+            a = e.arg
+            if isinstance(a, Mul) and self.uses[a] == 1 and a not in self.roots:
+                self.flatten(a, not flip, scalars, out)  # (A*B)' read as B'*A' inside the chain
+            else:
+                out.append((a, not flip))  # computed once elsewhere (or a leaf): used flipped
             return
         scalars.extend(f for f in e.factors if f.is_scalar)  # type: ignore[attr-defined]
         facs = [f for f in e.factors if not f.is_scalar]  # type: ignore[attr-defined]
@@ -393,6 +464,71 @@ class _Printer:
                 return False
         return True
 
+    # -- chain orders from known sizes
+    def _size(self, f: Expr, flip: bool) -> tuple[int, int] | None:
+        r, c = (self.sizes.get(d, d) if isinstance(d, str) else d for d in f.shape)
+        if not (isinstance(r, int) and isinstance(c, int)):
+            return None
+        return (c, r) if flip else (r, c)
+
+    def _chain_of(self, e: Expr) -> list[tuple[Expr, bool]] | None:
+        """The matrix chain `mul` prints for e, or None when e is not printed as a chain."""
+        if isinstance(e, Mul) and not self.absorbed(e):
+            pass
+        elif isinstance(e, Transpose) and isinstance(e.arg, Mul) and self.absorbed(e.arg) and not self.absorbed(e):
+            pass
+        else:
+            return None
+        chain: list[tuple[Expr, bool]] = []
+        self.flatten(e, False, [], chain)
+        return chain
+
+    def _plan_chains(self) -> None:
+        """With every size known, fix each chain's order now (matrix-chain DP) and share the
+        sub-products chains have in common, transposed or not: F's W*(X*V) and ∇W's
+        R*(X*V)' compute X*V once. Chains are planned in printing order, so a later chain
+        can use what an earlier one forms (at no cost) but not the other way round."""
+        if not self.sizes and not any(isinstance(d, int) and d != 1 for e in self.order for d in e.shape):
+            return
+        available: set[tuple] = set()
+        for e in self.order:
+            chain = self._chain_of(e)
+            if chain is None or len(chain) < 3:
+                continue
+            if any(isinstance(f, DiagMat) for f, _ in chain):
+                continue  # printed as row/column scaling by `product`
+            dims = [self._size(f, flip) for f, flip in chain]
+            if any(d is None for d in dims):
+                continue
+            plan = _order_chain(chain, dims, available)  # type: ignore[arg-type]
+            self.plans[tuple(chain)] = plan
+            for key in plan.products(chain):
+                self.sub_uses[key] = self.sub_uses.get(key, 0) + 1
+                available.add(key)
+
+    def planned(self, chain: list[tuple[Expr, bool]], plan: "_Plan", i: int, j: int, top: bool = True
+                ) -> tuple[str, int]:
+        """Text of chain[i..j] in the planned order; a sub-product used by several chains is
+        computed once, as a local, where it first appears."""
+        if i == j:
+            return self.factor(*chain[i])
+        key, flipped = _sub_key(chain[i:j + 1])
+        if not top and key in self.sub_names:
+            name, stored_flipped = self.sub_names[key]
+            return (name + ".T" if stored_flipped != flipped else name), ATOM
+        if (i, j) not in plan.split:  # planned as reused, but never named: form it here after all
+            return self.call("multi_dot", ", ".join(self.factor(*c)[0] for c in chain[i:j + 1]))
+        k = plan.split[(i, j)]
+        a, pa = self.planned(chain, plan, i, k, False)
+        b, pb = self.planned(chain, plan, k + 1, j, False)
+        text = f"{a if pa >= MUL else f'({a})'} @ {b if pb > MUL else f'({b})'}"
+        if not top and self.sub_uses.get(key, 0) > 1:
+            name = self.fresh()
+            self.lines.append(f"{name} = {text}")
+            self.sub_names[key] = (name, flipped)
+            return name, ATOM
+        return text, MATMUL
+
     # -- products
     def factor(self, f: Expr, flip: bool) -> tuple[str, int]:
         if not flip:
@@ -405,6 +541,9 @@ class _Printer:
 
     def product(self, chain: list[tuple[Expr, bool]]) -> tuple[str, int]:
         """A matrix chain in the cheapest order; diag(v) factors become row/column scaling."""
+        plan = self.plans.get(tuple(chain))
+        if plan is not None:
+            return self.planned(chain, plan, 0, len(chain) - 1)
         parts: list[tuple[str, int]] = []
         lead: list[str] = []  # vectors of leading diag(v) factors: they scale the next factor's rows
         for f, flip in chain:
@@ -606,7 +745,8 @@ def _strip(s: str) -> str:
 # ----------------------------------------------------------------------------- public API
 
 def generate(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
-             name: str = "value_and_grad", order: Iterable[str] = ()) -> str:
+             name: str = "value_and_grad", order: Iterable[str] = (),
+             sizes: dict[str, int] | None = None) -> str:
     """Python source of `name(<variables>)` returning (F, {variable: gradient}).
 
     `f` is the scalar function, `gradients` maps variable names to gradient
@@ -652,7 +792,7 @@ def generate(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
             if isinstance(d, str) and d not in dim_source:
                 dim_source[d] = f"{var_names[v.name]}.shape[{axis}]"
     dim_names = {d: _py_name(d if d.isidentifier() else "n", taken) for d in dims}
-    printer = _Printer(roots, b, var_names, dim_names, taken)
+    printer = _Printer(roots, b, var_names, dim_names, taken, sizes)
     root_names: dict[Expr, str] = {roots[0]: "value"}
     grad_roots = dict(zip(present, roots[1:]))
     for n, g in grad_roots.items():
@@ -717,9 +857,9 @@ def _dims_text(dims: tuple[int | str, int | str]) -> str:
 
 
 def compile_function(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
-                     order: Iterable[str] = ()) -> Callable:
+                     order: Iterable[str] = (), sizes: dict[str, int] | None = None) -> Callable:
     """`generate` then exec: the generated `value_and_grad` as a Python function."""
-    src = generate(f, gradients, backend, order=order)
+    src = generate(f, gradients, backend, order=order, sizes=sizes)
     namespace: dict[str, object] = {}
     exec(compile(src, f"<matgrad {backend}>", "exec"), namespace)
     fn = namespace["value_and_grad"]

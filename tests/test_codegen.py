@@ -75,6 +75,38 @@ def test_numpy_value_and_gradients_match_evaluate(expr, wrt, shapes, how):
             np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-9, err_msg=fn.source)
 
 
+def _sizes(d: matgrad.Derivation) -> dict[str, int]:
+    dims: list[str] = []
+    for v in d.variables.values():
+        dims += [x for x in v.dims if isinstance(x, str) and x not in dims]
+    return {name: 3 + i for i, name in enumerate(dims)}
+
+
+@pytest.mark.parametrize("expr,wrt,shapes,how", CASES, ids=[c[0][:40] for c in CASES])
+def test_code_ordered_for_known_sizes_matches_evaluate(expr, wrt, shapes, how):
+    """With sizes given, chains are ordered and shared at generation time: same numbers."""
+    d = matgrad.derive(expr, wrt, shapes)
+    fn = compile_function(d.expr, d.gradients_ir, "numpy", order=d.variables, sizes=_sizes(d))
+    env = _inputs(d, how, 0)
+    value, grads = fn(*(env[n] for n in d.variables))
+    np.testing.assert_allclose(value, evaluate(d.expr, env)[0, 0], rtol=1e-9, atol=1e-9)
+    for n in wrt:
+        want = evaluate(d.gradients_ir[n], env)
+        np.testing.assert_allclose(np.reshape(grads[n], want.shape), want, rtol=1e-8, atol=1e-9,
+                                   err_msg=fn.source)
+
+
+def test_known_sizes_share_a_sub_product_between_value_and_gradient():
+    # ||W*X*V - U||^2 with V thin: F is W*(X*V) and ∇W = 2*R*(X*V)' reuses X*V.
+    d = matgrad.derive("||W*X*V - U||^2", "W")
+    src = generate(d.expr, d.gradients_ir, "numpy", sizes=dict(n=50, m=80, k=80, p=5))
+    assert "multi_dot" not in src
+    assert src.count("X @ V") == 1 and "t1.T" in src, src
+    # With W a few rows only, (W*X)*V is far cheaper: no sharing is forced on F.
+    src = generate(d.expr, d.gradients_ir, "numpy", sizes=dict(n=2, m=80, k=80, p=80))
+    assert "(W @ X) @ V" in src and "X @ V" not in src, src
+
+
 def test_shared_forward_intermediates_and_chain_order():
     d = matgrad.derive("||W'*W*X - X||^2", "W")
     src = generate(d.expr, d.gradients_ir, "numpy")
