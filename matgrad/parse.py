@@ -240,9 +240,7 @@ class _Reader:
 
     def unary(self) -> _Node:
         if self.at("-"):
-            s = self.take()[2]
-            arg = self.unary()
-            return _Node(Syntax("neg", (arg.syntax,), s, arg.end), s, arg.end)
+            return self.negated(self.unary)
         if self.at("+"):
             s = self.take()[2]
             arg = self.unary()
@@ -258,10 +256,14 @@ class _Reader:
 
     def exponent(self) -> _Node:
         if self.at("-"):
-            s = self.take()[2]
-            arg = self.exponent()
-            return _Node(Syntax("neg", (arg.syntax,), s, arg.end), s, arg.end)
+            return self.negated(self.exponent)
         return self.postfix()
+
+    def negated(self, operand: Any) -> _Node:
+        """"-" operand, with `operand` the rule the grammar allows after this minus."""
+        s = self.take()[2]
+        arg = operand()
+        return _Node(Syntax("neg", (arg.syntax,), s, arg.end), s, arg.end)
 
     def postfix(self) -> _Node:
         node = self.atom()
