@@ -371,6 +371,20 @@ def transpose_count(e: Expr) -> int:
 _TCOUNT: dict[Expr, int] = {}
 
 
+def _products_here(node: Expr, cache: dict[Expr, int]) -> int:
+    own = 1 if isinstance(node, Mul) and len(node.chain) >= 2 else 0
+    return own + sum(cache[c] for c in node.children())
+
+
+def product_count(e: Expr) -> int:
+    """How many matrix products (two or more non-scalar factors) the printed text of `e` has.
+    Between forms of equal length, fewer products is less work: X*(s - y) over X*s - X*y."""
+    return _fold(e, _PCOUNT, _products_here)
+
+
+_PCOUNT: dict[Expr, int] = {}
+
+
 def orient_chain(chain: list[Expr] | tuple[Expr, ...], *, ties: bool = False) -> list[Expr]:
     """A 1×1 product equals its transpose (a'*X*b = b'*X'*a): the orientation with fewer
     transposes. With `ties`, equally many are decided by a fixed order (fewer transposed
@@ -1002,7 +1016,7 @@ def _factor(terms: tuple[Expr, ...], memo: dict) -> Expr:
     candidates.extend(_common_square_factor(parts, memo))
     if len(terms) <= SEARCH_LIMIT:
         candidates.extend(_partial(terms, parts, memo))
-    best = min(range(len(candidates)), key=lambda i: (cost(candidates[i]), i))
+    best = min(range(len(candidates)), key=lambda i: (cost(candidates[i]), product_count(candidates[i]), i))
     memo[terms] = candidates[best]
     return candidates[best]
 
@@ -1199,7 +1213,7 @@ def _improve(e: Expr, memo: dict, expand_memo: dict) -> Expr:
     unique = list(dict.fromkeys(candidates))
     if len(unique) == 1:
         return unique[0]
-    return min(unique, key=lambda c: (shared_cost(c), cost(c)))
+    return min(unique, key=lambda c: (shared_cost(c), cost(c), product_count(c)))
 
 
 def factor_sum(s: Add) -> Expr:
