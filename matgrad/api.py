@@ -333,7 +333,7 @@ def lambdify(obj: Any) -> Any:
     Takes arrays by name, ignores names it does not use, accepts vectors as 1-D
     arrays or n×1 columns.
     """
-    from .evaluate import lambdify as lam
+    from .codegen import lambdify as lam  # the code --format numpy prints, which the verifier runs too
     if isinstance(obj, Derivation):
         obj = obj.gradients_ir[obj.wrt[0]]
     if isinstance(obj, Expr):

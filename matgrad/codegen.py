@@ -6,8 +6,10 @@
         ...
         return value, {"W": grad_W, ...}
 
-for NumPy, JAX or PyTorch. The printed code needs only its backend, and is meant
-to be read:
+for NumPy, JAX or PyTorch; `generate_expression(e)` prints one expression as
+`def f(...)`. `matgrad.lambdify` and the verifier run that code for a gradient, so
+what is checked against finite differences is the code a user exports. The printed
+code needs only its backend, and is meant to be read:
 
 - Common subexpressions are computed once: the function and all gradients are
   printed from one DAG, and every node used more than once becomes a local
@@ -41,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 from fractions import Fraction
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .ir import (
     Add, Const, Det, DiagMat, DiagVec, Expr, Fill, Func, Hadamard, Identity, Inverse, LogDet,
@@ -744,6 +746,81 @@ def _strip(s: str) -> str:
 
 # ----------------------------------------------------------------------------- public API
 
+class _Program:
+    """The shared part of every generated function: parameters, dimension lookups and the
+    statements computing `roots` (the first root's name is `root_names[0]`, and so on)."""
+
+    def __init__(self, roots: list[Expr], backend: str, order: Iterable[str], extra_vars: Iterable[str],
+                 reserved: set[str], sizes: dict[str, int] | None) -> None:
+        b = self.b = _BACKENDS[backend]
+        # Variables: those of the roots, first those named in `order`; `extra_vars` (wrt
+        # variables absent from F) still come as arguments.
+        found: dict[str, Var] = {}
+        for r in roots:
+            for n, v in variables(r).items():
+                found.setdefault(n, v)
+        allvars = {n: found[n] for n in order if n in found}
+        allvars.update(found)
+        self.allvars = allvars
+        taken = set(reserved) | {b.mod, "jax", "torch", "np", "jnp", "_dtype", "float", *b.helpers}
+        self.var_names = {n: _py_name(n, taken) for n in allvars}
+        self.params = list(self.var_names.values())
+        for n in extra_vars:
+            if n not in allvars:
+                self.params.append(_py_name(n, taken))
+                self.var_names[n] = self.params[-1]
+        self.roots = _transposes_outward(roots)
+        dims: list[str] = []
+        for r in self.roots:
+            for e in postorder(r):
+                for d in e.shape:
+                    if isinstance(d, str) and d not in dims:
+                        dims.append(d)
+        dim_source: dict[str, str] = {}
+        for v in allvars.values():
+            for axis, d in enumerate(v.dims):
+                if isinstance(d, str) and d not in dim_source:
+                    dim_source[d] = f"{self.var_names[v.name]}.shape[{axis}]"
+        self.dim_names = {d: _py_name(d if d.isidentifier() else "n", taken) for d in dims}
+        self.printer = _Printer(self.roots, b, self.var_names, self.dim_names, taken, sizes)
+        self.dims, self.dim_source = dims, dim_source
+
+    def run(self, root_names: dict[Expr, str]) -> list[str]:
+        """Print the statements; the lines before them read vectors and dimensions."""
+        printer, b = self.printer, self.b
+        printer.run(root_names)
+        body: list[str] = []
+        used_dims = [d for d in self.dims if any(self.dim_names[d] in _words(line) for line in printer.lines)]
+        self.kwonly = {d: self.dim_names[d] for d in used_dims if d not in self.dim_source}
+        for v in self.allvars.values():
+            if v.dims[1] == 1 and v.dims[0] != 1:  # vectors are n×1 columns (1-D arrays accepted)
+                nm = self.var_names[v.name]
+                body.append(f"{nm} = {b.ops['column'].format(nm)}")
+        for d in used_dims:
+            if d in self.dim_source:
+                body.append(f"{self.dim_names[d]} = {self.dim_source[d]}")
+        if printer.uses_dtype:
+            first = next((self.var_names[v.name] for v in self.allvars.values() if not v.is_scalar),
+                         self.params[0])
+            body.append(f"_dtype = {first}.dtype")
+        return body + printer.lines
+
+    def text(self, root: Expr) -> str:
+        return self.printer.code[root][0]
+
+    def source(self, name: str, doc: list[str], body: list[str]) -> str:
+        sig = ", ".join(self.params + (["*", *self.kwonly.values()] if self.kwonly else []))
+        lines = [*self.b.imports, ""]
+        for h in sorted(self.printer.helpers):
+            lines += ["", self.b.helpers[h], ""]
+        lines += ["", f"def {name}({sig}):", *doc]
+        lines += ["    " + ln for ln in body]
+        return "\n".join(lines).replace("\n\n\n\n", "\n\n\n") + "\n"
+
+    def shapes_text(self) -> str:
+        return ", ".join(f"{self.var_names[v.name]}: {_dims_text(v.dims)}" for v in self.allvars.values())
+
+
 def generate(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
              name: str = "value_and_grad", order: Iterable[str] = (),
              sizes: dict[str, int] | None = None) -> str:
@@ -757,62 +834,20 @@ def generate(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    b = _BACKENDS[backend]
     grads = dict(gradients)
-    # Variables: those of F first, then any a gradient adds; wrt variables absent from F still
-    # come as arguments (their gradient is 0 but the caller passes them).
-    found: dict[str, Var] = dict(variables(f))
+    found = set(variables(f))
     for g in grads.values():
-        for n, v in variables(g).items():
-            found.setdefault(n, v)
-    allvars = {n: found[n] for n in order if n in found}
-    allvars.update(found)
-    reserved = {b.mod, "jax", "torch", "np", "jnp", "value", "grads", "_dtype", "float",
-                *b.helpers, *(f"grad_{n}" for n in grads)}
-    taken = set(reserved)
-    var_names = {n: _py_name(n, taken) for n in allvars}
-    params = list(var_names.values())
-    for n in grads:
-        if n not in allvars:
-            params.append(_py_name(n, taken))
-            var_names[n] = params[-1]
-    # Dimensions: read each symbolic one off a variable; others become keyword-only arguments.
-    absent = [n for n in grads if n not in allvars]  # their gradient is 0, shaped like the argument
-    present = {n: g for n, g in grads.items() if n in allvars}
-    roots = _transposes_outward([f] + list(present.values()))
-    dims: list[str] = []
-    for r in roots:
-        for e in postorder(r):
-            for d in e.shape:
-                if isinstance(d, str) and d not in dims:
-                    dims.append(d)
-    dim_source: dict[str, str] = {}
-    for v in allvars.values():
-        for axis, d in enumerate(v.dims):
-            if isinstance(d, str) and d not in dim_source:
-                dim_source[d] = f"{var_names[v.name]}.shape[{axis}]"
-    dim_names = {d: _py_name(d if d.isidentifier() else "n", taken) for d in dims}
-    printer = _Printer(roots, b, var_names, dim_names, taken, sizes)
-    root_names: dict[Expr, str] = {roots[0]: "value"}
-    grad_roots = dict(zip(present, roots[1:]))
+        found |= set(variables(g))
+    absent = [n for n in grads if n not in found]  # their gradient is 0, shaped like the argument
+    present = {n: g for n, g in grads.items() if n in found}
+    prog = _Program([f] + list(present.values()), backend, order, grads,
+                    {"value", "grads", *(f"grad_{n}" for n in grads)}, sizes)
+    b, var_names = prog.b, prog.var_names
+    root_names: dict[Expr, str] = {prog.roots[0]: "value"}
+    grad_roots = dict(zip(present, prog.roots[1:]))
     for n, g in grad_roots.items():
         root_names.setdefault(g, f"grad_{var_names[n]}")
-    printer.run(root_names)
-
-    body: list[str] = []
-    used_dims = [d for d in dims if any(dim_names[d] in _words(line) for line in printer.lines)]
-    kwonly = [dim_names[d] for d in used_dims if d not in dim_source]
-    vector_vars = [v for v in allvars.values() if v.dims[1] == 1 and v.dims[0] != 1]
-    for v in vector_vars:
-        nm = var_names[v.name]
-        body.append(f"{nm} = {b.ops['column'].format(nm)}")
-    for d in used_dims:
-        if d in dim_source:
-            body.append(f"{dim_names[d]} = {dim_source[d]}")
-    if printer.uses_dtype:
-        first = next((var_names[v.name] for v in allvars.values() if not v.is_scalar), params[0])
-        body.append(f"_dtype = {first}.dtype")
-    body.extend(printer.lines)
+    body = prog.run(root_names)
     # Results: the value as a scalar, each gradient with its variable's shape.
     out_items = []
     for n in grads:
@@ -821,30 +856,77 @@ def generate(f: Expr, gradients: dict[str, Expr], backend: str = "numpy", *,
             body.append(f"{gname} = {b.ops['zeros_like'].format(var_names[n])}")
             out_items.append(f"{n!r}: {gname}")
             continue
-        text, _ = printer.code[grad_roots[n]]
-        v = allvars.get(n)
+        text = prog.text(grad_roots[n])
+        v = prog.allvars.get(n)
         if v is not None and v.is_scalar:
             body.append(f"{gname} = {b.ops['scalar_grad'].format(text, var_names[n])}")
         elif text != gname:
             body.append(f"{gname} = {text}")
         out_items.append(f"{n!r}: {gname}")
-    value_text = printer.code[roots[0]][0]
-    body.append(f"return {b.ops['value'].format(value_text)}, {{{', '.join(out_items)}}}")
+    body.append(f"return {b.ops['value'].format(prog.text(prog.roots[0]))}, {{{', '.join(out_items)}}}")
 
     from .printers import to_text
-    sig = ", ".join(params) + (", *, " + ", ".join(kwonly) if kwonly else "")
-    shapes = ", ".join(f"{var_names[v.name]}: {_dims_text(v.dims)}" for v in allvars.values())
     doc = [f'    """F = {to_text(f)}',
            "",
-           f"    Returns (F, {{{', '.join(repr(n) for n in grads)}}}); shapes: {shapes}.",
+           f"    Returns (F, {{{', '.join(repr(n) for n in grads)}}}); shapes: {prog.shapes_text()}.",
            f"    Generated by matgrad ({backend}); common subexpressions are computed once.",
            '    """']
-    lines = [*b.imports, ""]
-    for h in sorted(printer.helpers):
-        lines += ["", b.helpers[h], ""]
-    lines += ["", f"def {name}({sig}):", *doc]
-    lines += ["    " + ln for ln in body]
-    return "\n".join(lines).replace("\n\n\n\n", "\n\n\n") + "\n"
+    return prog.source(name, doc, body)
+
+
+def generate_expression(expr: Expr, backend: str = "numpy", *, name: str = "f",
+                        sizes: dict[str, int] | None = None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Python source of `name(<variables>, *, <dims>)` returning the value of `expr` (an array,
+    or a number where `expr` is 1×1); its parameters ({variable: parameter}); and the
+    keyword-only dimension parameters ({dim: parameter}) it takes for the dimensions no
+    variable carries. The same printer as `generate`: `lambdify` and the verifier run this code."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    prog = _Program([expr], backend, (), (), {"result"}, sizes)
+    body = prog.run({prog.roots[0]: "result"} if not isinstance(prog.roots[0], (Var, Const)) else {})
+    body.append(f"return {prog.text(prog.roots[0])}")
+    from .printers import to_text
+    shapes = f"; shapes: {prog.shapes_text()}" if prog.allvars else ""
+    doc = [f'    """{to_text(expr)}{shapes}. Generated by matgrad ({backend})."""']
+    src = prog.source(name, doc, body)
+    return src, dict(prog.var_names), dict(prog.kwonly)
+
+
+def lambdify(expr: Expr, sizes: dict[str, int] | None = None) -> Callable[..., Any]:
+    """`expr` as a NumPy function of keyword arrays, running the code `generate_expression` prints.
+
+    It takes every variable of `expr` by keyword (names it does not use are ignored),
+    accepts vectors as 1-D arrays or n×1 columns and scalars as floats, and returns a
+    2-D array of `expr`'s shape, or a float when `expr` is 1×1. A missing variable
+    raises TypeError naming it. Dimensions no variable carries come from `sizes`.
+    """
+    import numpy as np
+
+    from .evaluate import _as_matrix, dim_sizes
+    src, params, dim_params = generate_expression(expr, "numpy")
+    compiled = load(src, "f", "lambdify")
+    found = variables(expr)
+
+    def fn(**arrays: Any) -> Any:
+        missing = [n for n in found if n not in arrays]
+        if missing:
+            raise TypeError(f"missing value for variable{'s' if len(missing) > 1 else ''} "
+                            + ", ".join(repr(n) for n in missing))
+        env = {n: _as_matrix(arrays[n], v) for n, v in found.items()}
+        dims = dim_sizes(expr, env, sizes)
+        unknown = [d for d in dim_params if d not in dims]
+        if unknown:
+            raise TypeError(f"no variable carries the dimension {unknown[0]!r}: pass sizes={{{unknown[0]!r}: …}}")
+        out = compiled(**{params[n]: a for n, a in env.items()}, **{p: dims[d] for d, p in dim_params.items()})
+        shape = tuple(dims[d] if isinstance(d, str) else d for d in expr.shape)
+        out = np.reshape(np.asarray(out, dtype=float), shape)
+        return float(out[0, 0]) if shape == (1, 1) else out
+
+    fn.__name__ = "matgrad_function"
+    fn.__doc__ = f"Evaluate {expr!r}; keyword arguments: {', '.join(found) or '(none)'}."
+    fn.variables = list(found)  # type: ignore[attr-defined]
+    fn.source = src  # type: ignore[attr-defined]
+    return fn
 
 
 def _words(line: str) -> set[str]:
@@ -860,8 +942,14 @@ def compile_function(f: Expr, gradients: dict[str, Expr], backend: str = "numpy"
                      order: Iterable[str] = (), sizes: dict[str, int] | None = None) -> Callable:
     """`generate` then exec: the generated `value_and_grad` as a Python function."""
     src = generate(f, gradients, backend, order=order, sizes=sizes)
-    namespace: dict[str, object] = {}
-    exec(compile(src, f"<matgrad {backend}>", "exec"), namespace)
-    fn = namespace["value_and_grad"]
+    fn = load(src, "value_and_grad", backend)
     fn.source = src  # type: ignore[attr-defined]
-    return fn  # type: ignore[return-value]
+    return fn
+
+
+def load(src: str, name: str, label: str) -> Callable[..., Any]:
+    """The function `name` defined by `src`, source that this module generated from matgrad's
+    own IR (names are grammar identifiers made safe by _py_name), never text from a user."""
+    namespace: dict[str, Any] = {}
+    exec(compile(src, f"<matgrad {label}>", "exec"), namespace)
+    return namespace[name]  # type: ignore[no-any-return]

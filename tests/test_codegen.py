@@ -194,3 +194,24 @@ def test_torch_backend_runs(expr, wrt, shapes, how):
 
 def test_backends_listed():
     assert BACKENDS == ("numpy", "jax", "torch")
+
+
+def test_the_verifier_and_lambdify_run_the_generated_code(monkeypatch):
+    """What is verified is the code a user exports: break the printer and verification fails."""
+    from matgrad import codegen
+    d = matgrad.derive("sum(tanh(W*x))", "W")
+    assert d.verify().status == "verified"
+    fn = matgrad.lambdify(d)
+    assert "np.tanh(" in fn.source and "def f(W, x)" in fn.source
+    monkeypatch.setitem(codegen._BACKENDS["numpy"].funcs, "tanh", "np.sin({})")
+    d = matgrad.derive("sum(tanh(W*x))", "W")
+    assert d.verify().status == "mismatch"
+    assert "np.sin(" in matgrad.lambdify(d).source
+
+
+def test_lambdify_of_an_expression_with_a_dimension_no_variable_carries():
+    from matgrad.codegen import lambdify
+    from matgrad.ir import Identity, Trace
+    assert lambdify(Trace(Identity("n")), sizes={"n": 4})() == 4.0
+    with pytest.raises(TypeError, match="'n'"):
+        lambdify(Trace(Identity("n")))()

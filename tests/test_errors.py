@@ -260,7 +260,7 @@ def test_library_source_has_no_eval_of_strings():
     # The one exec compiles Python that codegen generated from matgrad's own IR (names are
     # grammar identifiers, made safe by _py_name), never text from the user.
     line = _line_of(root / "codegen.py", "exec(compile(src")
-    assert hits == [f'codegen.py:{line}: exec(compile(src, f"<matgrad {{backend}}>", "exec"), namespace)'], hits
+    assert hits == [f'codegen.py:{line}: exec(compile(src, f"<matgrad {{label}}>", "exec"), namespace)'], hits
 
 
 def _line_of(path, needle: str) -> int:
