@@ -24,7 +24,7 @@ from .ir import (Add, Const, Det, DiagMat, DiagVec, Expr, Fill, Func, Hadamard, 
                  Inverse, LogDet, LogSumExp, MatPow, Mul, Power, Softmax, Sum, Trace,
                  Transpose, Var)
 
-__all__ = ["DomainViolation", "COND_LIMIT", "dim_sizes", "evaluate", "lambdify"]
+__all__ = ["DomainViolation", "COND_LIMIT", "dim_sizes", "evaluate"]
 
 # Matrices whose condition number exceeds this are treated as singular when
 # checking the domain: finite differences through them are meaningless.
@@ -427,34 +427,3 @@ def evaluate(expr: Expr, env: Mapping[str, Any], *, check_domain: bool = False,
     arrays, resolved = _prepare_env(expr, env, sizes)
     values = plan.run(arrays, _Context(resolved, check_domain))
     return np.array(values[-1], dtype=float)
-
-
-def lambdify(expr: Expr, sizes: Mapping[str, int] | None = None) -> Callable[..., Any]:
-    """A function computing `expr` from keyword arrays.
-
-    The function takes every variable of `expr` by keyword (names it does not use
-    are ignored), accepts vectors as 1-D arrays or n×1 columns and scalars as
-    floats, and returns a 2-D array, or a python float when the result is 1×1.
-    A missing variable raises TypeError naming it. The expression is compiled
-    once; calls only run the flat program.
-    """
-    plan = _Plan(expr)
-    names = plan.var_names
-    vars_by_name = ir.variables(expr)
-
-    def fn(**arrays: Any) -> Any:
-        missing = [n for n in names if n not in arrays]
-        if missing:
-            raise TypeError(f"missing value for variable{'s' if len(missing) > 1 else ''} "
-                            + ", ".join(repr(n) for n in missing))
-        env = {n: _as_matrix(arrays[n], vars_by_name[n]) for n in names}
-        ctx = _Context(dim_sizes(expr, env, sizes), False)
-        out = plan.run(env, ctx)[-1]
-        if out.shape == (1, 1):
-            return float(out[0, 0])
-        return np.array(out, dtype=float)
-
-    fn.__name__ = "matgrad_function"
-    fn.__doc__ = f"Evaluate the expression; keyword arguments: {', '.join(names) or '(none)'}."
-    fn.variables = names  # type: ignore[attr-defined]
-    return fn

@@ -9,7 +9,8 @@ import pytest
 
 from matgrad import evaluate as ev
 from matgrad.errors import MatgradError
-from matgrad.evaluate import DomainViolation, dim_sizes, evaluate, lambdify
+from matgrad.codegen import lambdify  # matgrad.lambdify: the generated code, held to evaluate's numbers
+from matgrad.evaluate import DomainViolation, dim_sizes, evaluate
 from matgrad.ir import (Add, Const, Det, DiagMat, DiagVec, Fill, Func, Hadamard, Identity,
                         Inverse, LogDet, LogSumExp, MatPow, Mul, Power, Softmax, Sum, Trace,
                         Transpose, Var)
@@ -233,6 +234,8 @@ def test_lambdify_arguments_and_results():
     assert isinstance(out, np.ndarray) and out.shape == (3, 1)
     assert out.ravel().tolist() == [2.0, 4.0, 6.0]
     assert lambdify(Trace(Identity("n")), sizes={"n": 4})() == 4.0
+    assert f(A=An, s=sn, x=xn) == pytest.approx(evaluate(Sum(Power(Add((Mul((A, s)), Mul((MINUS, x)))),
+                                                                    Fraction(2))), {"A": An, "s": sn, "x": xn})[0, 0])
     # one compiled function works across sizes
     h = lambdify(Sum(s))
     assert h(s=np.ones(2)) == 2.0 and h(s=np.ones(5)) == 5.0
