@@ -150,7 +150,8 @@ class _Random:
         return out
 
     def choice(self, n: int, k: int, replace: bool = False) -> list[int]:
-        assert not replace
+        if replace:
+            raise NotImplementedError("draws with replacement are not needed here")
         return self._r.sample(range(n), k)
 
 
