@@ -267,12 +267,11 @@ def _py_name(name: str, taken: set[str]) -> str:
     return out
 
 
-def _sub_key(sub: list[tuple[Expr, bool]]) -> tuple[tuple, bool]:
+def _sub_key(sub: list[tuple[Expr, bool]], memo: dict[Expr, int]) -> tuple[tuple, bool]:
     """A sub-chain's identity up to a transpose, and whether `sub` is the transposed spelling.
-    (A*B)' = B'*A': the same factors reversed with every flip toggled."""
+    (A*B)' = B'*A': the same factors reversed with every flip toggled. `memo` caches `_key`."""
     here = tuple((f, flip) for f, flip in sub)
     there = tuple((f, not flip) for f, flip in reversed(sub))
-    memo: dict[Expr, int] = {}
     rank = lambda t: [(_key(f, memo), flip) for f, flip in t]  # noqa: E731 - a deterministic order
     return (here, False) if rank(here) <= rank(there) else (there, True)
 
@@ -280,27 +279,28 @@ def _sub_key(sub: list[tuple[Expr, bool]]) -> tuple[tuple, bool]:
 class _Plan:
     """The order of one chain: split[(i, j)] = k means chain[i..j] = chain[i..k] @ chain[k+1..j]."""
 
-    def __init__(self, split: dict[tuple[int, int], int], n: int) -> None:
+    def __init__(self, split: dict[tuple[int, int], int]) -> None:
         self.split = split
-        self.n = n
 
-    def products(self, chain: list[tuple[Expr, bool]]) -> list[tuple]:
+    def products(self, chain: list[tuple[Expr, bool]], memo: dict[Expr, int]) -> list[tuple]:
         """The keys of the sub-products this order forms or reuses (not the whole chain)."""
         out = []
-        stack = [(0, self.n - 1)]
+        whole = (0, len(chain) - 1)
+        stack = [whole]
         while stack:
             i, j = stack.pop()
             if i == j:
                 continue
-            if (i, j) != (0, self.n - 1):
-                out.append(_sub_key(chain[i:j + 1])[0])
+            if (i, j) != whole:
+                out.append(_sub_key(chain[i:j + 1], memo)[0])
             if (i, j) in self.split:
                 k = self.split[(i, j)]
                 stack += [(i, k), (k + 1, j)]
         return out
 
 
-def _order_chain(chain: list[tuple[Expr, bool]], dims: list[tuple[int, int]], available: set[tuple]) -> _Plan:
+def _order_chain(chain: list[tuple[Expr, bool]], dims: list[tuple[int, int]], available: set[tuple],
+                 memo: dict[Expr, int]) -> _Plan:
     """The classic matrix-chain dynamic programme, where a sub-product already formed by an
     earlier chain costs nothing (it is not split further: it is reused whole)."""
     n = len(chain)
@@ -309,7 +309,7 @@ def _order_chain(chain: list[tuple[Expr, bool]], dims: list[tuple[int, int]], av
     for length in range(2, n + 1):
         for i in range(n - length + 1):
             j = i + length - 1
-            if length < n and _sub_key(chain[i:j + 1])[0] in available:
+            if length < n and _sub_key(chain[i:j + 1], memo)[0] in available:
                 cost[(i, j)] = 0
                 continue
             best = None
@@ -318,7 +318,7 @@ def _order_chain(chain: list[tuple[Expr, bool]], dims: list[tuple[int, int]], av
                 if best is None or c < best[0]:
                     best = (c, k)
             cost[(i, j)], split[(i, j)] = best  # type: ignore[misc]
-    return _Plan(split, n)
+    return _Plan(split)
 
 
 class _Printer:
@@ -359,6 +359,7 @@ class _Printer:
         self.plans: dict[tuple[tuple[Expr, bool], ...], _Plan] = {}
         self.sub_uses: dict[tuple, int] = {}
         self.sub_names: dict[tuple, tuple[str, bool]] = {}
+        self.key_memo: dict[Expr, int] = {}
         self._plan_chains()
 
     # -- names and calls
@@ -405,8 +406,6 @@ class _Printer:
             p = self.parent.get(e)
             if isinstance(e, Mul):
                 out = isinstance(p, (Mul, Trace, DiagVec, Transpose))
-            elif isinstance(e, Transpose) and isinstance(e.arg, Mul) and self.uses[e.arg] == 1:
-                out = isinstance(p, Mul)
         if isinstance(e, Transpose) and e not in self.roots and not e.is_scalar and self.parents.get(e) \
                 and all(isinstance(p, Mul) for p in self.parents[e]):
             out = True  # every user is a chain, which reads it as its argument flipped: no local t = r.T
@@ -475,11 +474,9 @@ class _Printer:
 
     def _chain_of(self, e: Expr) -> list[tuple[Expr, bool]] | None:
         """The matrix chain `mul` prints for e, or None when e is not printed as a chain."""
-        if isinstance(e, Mul) and not self.absorbed(e):
-            pass
-        elif isinstance(e, Transpose) and isinstance(e.arg, Mul) and self.absorbed(e.arg) and not self.absorbed(e):
-            pass
-        else:
+        printed_as_chain = (isinstance(e, Mul) and not self.absorbed(e)) or (
+            isinstance(e, Transpose) and isinstance(e.arg, Mul) and self.absorbed(e.arg) and not self.absorbed(e))
+        if not printed_as_chain:
             return None
         chain: list[tuple[Expr, bool]] = []
         self.flatten(e, False, [], chain)
@@ -502,9 +499,9 @@ class _Printer:
             dims = [self._size(f, flip) for f, flip in chain]
             if any(d is None for d in dims):
                 continue
-            plan = _order_chain(chain, dims, available)  # type: ignore[arg-type]
+            plan = _order_chain(chain, dims, available, self.key_memo)  # type: ignore[arg-type]
             self.plans[tuple(chain)] = plan
-            for key in plan.products(chain):
+            for key in plan.products(chain, self.key_memo):
                 self.sub_uses[key] = self.sub_uses.get(key, 0) + 1
                 available.add(key)
 
@@ -514,7 +511,7 @@ class _Printer:
         computed once, as a local, where it first appears."""
         if i == j:
             return self.factor(*chain[i])
-        key, flipped = _sub_key(chain[i:j + 1])
+        key, flipped = _sub_key(chain[i:j + 1], self.key_memo)
         if not top and key in self.sub_names:
             name, stored_flipped = self.sub_names[key]
             return (name + ".T" if stored_flipped != flipped else name), ATOM
@@ -748,7 +745,7 @@ def _strip(s: str) -> str:
 
 class _Program:
     """The shared part of every generated function: parameters, dimension lookups and the
-    statements computing `roots` (the first root's name is `root_names[0]`, and so on)."""
+    statements computing `roots` (named as `run` is told)."""
 
     def __init__(self, roots: list[Expr], backend: str, order: Iterable[str], extra_vars: Iterable[str],
                  reserved: set[str], sizes: dict[str, int] | None) -> None:
@@ -903,8 +900,7 @@ def lambdify(expr: Expr, sizes: dict[str, int] | None = None) -> Callable[..., A
     import numpy as np
 
     from .evaluate import _as_matrix, dim_sizes
-    src, params, dim_params = generate_expression(expr, "numpy")
-    compiled = load(src, "f", "lambdify")
+    compiled, params, dim_params = compile_expression(expr)
     found = variables(expr)
 
     def fn(**arrays: Any) -> Any:
@@ -925,8 +921,17 @@ def lambdify(expr: Expr, sizes: dict[str, int] | None = None) -> Callable[..., A
     fn.__name__ = "matgrad_function"
     fn.__doc__ = f"Evaluate {expr!r}; keyword arguments: {', '.join(found) or '(none)'}."
     fn.variables = list(found)  # type: ignore[attr-defined]
-    fn.source = src  # type: ignore[attr-defined]
+    fn.source = compiled.source  # type: ignore[attr-defined]
     return fn
+
+
+def compile_expression(expr: Expr) -> tuple[Callable[..., Any], dict[str, str], dict[str, str]]:
+    """`generate_expression` (NumPy) then exec: the function, its variable parameters and its
+    dimension parameters. What `lambdify` and the verifier run."""
+    src, params, dims = generate_expression(expr, "numpy")
+    fn = load(src, "f", "expression")
+    fn.source = src  # type: ignore[attr-defined]
+    return fn, params, dims
 
 
 def _words(line: str) -> set[str]:

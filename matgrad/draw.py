@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .errors import MatgradError
 from .ir import Expr, Transpose, Var, variables
-from .network import Layer, Network
+from .network import Network
 from .printers import to_text
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Mapping, NamedTuple
 
-
 from . import simplify as S
 from .ir import Add, Expr, Fill, Func, Hadamard, Mul, Power, Sum, Transpose, Var, depends_on, postorder
 from .printers import to_text

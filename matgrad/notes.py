@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import simplify as S
-from .ir import Expr, Var
+from .ir import Var
 from .latex import gradient_latex, name_latex, to_latex
 from .network import Layer, Network
 from .rules import adjoint

@@ -140,7 +140,6 @@ _TOKEN = re.compile(r"(?P<ws>[ \t\f\r\n]+)"
                     r"|(?P<name>(?!ᵀ)[^\W\d](?:(?!ᵀ)\w)*)"
                     r"|(?P<op>\|\||\.\*|\./|\.\^|\.T|[-+*@/^(),='∘⊙ᵀ])")
 _NAME = re.compile(r"(?!ᵀ)[^\W\d](?:(?!ᵀ)\w)*\Z")
-_HADAMARD = frozenset({".*", "∘", "⊙"})
 _TRANSPOSE = frozenset({"'", ".T", "ᵀ"})
 _PRODUCT_OPS = {"*": "mul", "@": "mul", ".*": "hadamard", "∘": "hadamard", "⊙": "hadamard",
                 "./": "elemdiv", "/": "div"}

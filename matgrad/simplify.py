@@ -46,7 +46,8 @@ from .ir import (
 
 # The smart constructors are pure functions of their (interned, immutable) operands, and
 # the simplifier's candidate forms rebuild the same products and sums thousands of times
-# over (a derivation asks for ~5000 products of ~200 distinct ones): remember them.
+# over (a derivation asks for ~5000 products of ~200 distinct ones), mostly with the
+# same few numbers: remember them.
 _remembered = lru_cache(maxsize=16384)
 
 
@@ -60,9 +61,8 @@ ZERO = Const(Fraction(0))
 ONE = Const(Fraction(1))
 
 
-@lru_cache(maxsize=4096)
+@_remembered
 def const(v: int | Fraction) -> Const:
-    # Numbers are built by the thousand during simplification, mostly the same few.
     return Const(Fraction(v))
 
 
